@@ -1,0 +1,162 @@
+import { performance } from 'node:perf_hooks';
+
+import { request, type Dispatcher } from 'undici';
+
+import { findEgressError, findEgressRefusalCause } from './guarded-connector.js';
+import { captureHeaders, readCappedBody } from './response-capture.js';
+
+/**
+ * One webhook POST: timeout on the whole exchange (body included), redirects never followed,
+ * response captured within fixed limits. Never throws: a failure is a result, because a failed
+ * delivery is data, not an exception.
+ */
+
+/** A request to send. */
+export interface WebhookRequest {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+  readonly timeoutMs: number;
+  /** Bytes of response body to keep. */
+  readonly bodyLimit: number;
+  /** Aborts the request early (the manager stopping). */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Why no usable response arrived. */
+export type TransportFailure = 'timeout' | 'aborted' | 'egress_refused' | 'connection' | 'protocol';
+
+/** What came back. */
+export interface WebhookResponse {
+  /** HTTP status (any three-digit code the receiver sent), or 0 without a response. */
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | null;
+  readonly durationMs: number;
+  /** Subscriber-safe description of a transport failure; `null` when a response arrived. */
+  readonly error: string | null;
+  readonly failure: TransportFailure | null;
+  /** The raw `Retry-After` header, if any. */
+  readonly retryAfter: string | null;
+}
+
+/** Sends one webhook through the guarded dispatcher. */
+export async function sendWebhook(
+  dispatcher: Dispatcher,
+  webhook: WebhookRequest,
+): Promise<WebhookResponse> {
+  const timeout = AbortSignal.timeout(webhook.timeoutMs);
+  const signal = webhook.signal ? AbortSignal.any([timeout, webhook.signal]) : timeout;
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await request(webhook.url, {
+      dispatcher,
+      method: 'POST',
+      headers: webhook.headers,
+      body: webhook.body,
+      signal,
+      headersTimeout: webhook.timeoutMs,
+      bodyTimeout: webhook.timeoutMs,
+    });
+  } catch (error) {
+    const failure = classifyFailure(error, timeout, webhook.signal);
+    return {
+      statusCode: 0,
+      headers: {},
+      body: null,
+      durationMs: elapsed(),
+      error: describeFailure(failure, error, webhook.timeoutMs),
+      failure: failure.kind,
+      retryAfter: null,
+    };
+  }
+  // The status line and headers are the receiver's answer; the body is informational, so a body
+  // that fails or times out half-way does not change what the attempt means.
+  const captured = await readCappedBody(response.body, webhook.bodyLimit);
+  const retryAfter = response.headers['retry-after'];
+  return {
+    statusCode: response.statusCode,
+    headers: captureHeaders(response.headers),
+    body: captured.text,
+    durationMs: elapsed(),
+    error: null,
+    failure: null,
+    retryAfter: (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null,
+  };
+}
+
+interface ClassifiedFailure {
+  readonly kind: TransportFailure;
+  readonly code: string | undefined;
+}
+
+function classifyFailure(
+  error: unknown,
+  timeout: AbortSignal,
+  external: AbortSignal | undefined,
+): ClassifiedFailure {
+  const code = errorCode(error);
+  // The guard reports both refusals (policy) and failures to reach an allowed address with one
+  // error code; only a refusal is an egress decision, the rest is an ordinary connection failure.
+  if (findEgressRefusalCause(error) !== undefined) return { kind: 'egress_refused', code };
+  if (timeout.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return { kind: 'timeout', code };
+  }
+  if (external?.aborted) return { kind: 'aborted', code };
+  if (code?.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_INFO') {
+    return { kind: 'protocol', code };
+  }
+  return { kind: 'connection', code };
+}
+
+// Raw socket errors name internal addresses ("connect ECONNREFUSED 10.0.0.7:443"); attempt rows
+// are readable by subscribers, so only fixed texts are stored.
+function describeFailure(failure: ClassifiedFailure, error: unknown, timeoutMs: number): string {
+  switch (failure.kind) {
+    case 'egress_refused':
+      return findEgressError(error)!.message;
+    case 'timeout':
+      return `request timed out after ${timeoutMs} ms`;
+    case 'aborted':
+      return 'request aborted: the sender is shutting down';
+    case 'protocol':
+      return failure.code === 'UND_ERR_HEADERS_OVERFLOW'
+        ? 'response headers too large'
+        : 'invalid HTTP response';
+    case 'connection': {
+      // The guard's own message is already subscriber-safe ("…: connection refused").
+      const guarded = findEgressError(error);
+      if (guarded) return guarded.message;
+      switch (failure.code) {
+        case 'ECONNREFUSED':
+          return 'connection refused';
+        case 'ECONNRESET':
+        case 'UND_ERR_SOCKET':
+        case 'EPIPE':
+          return 'connection closed by the receiver';
+        case 'UND_ERR_CONNECT_TIMEOUT':
+        case 'ETIMEDOUT':
+          return 'connect timed out';
+        case 'ENOTFOUND':
+        case 'EAI_AGAIN':
+          return 'DNS lookup failed';
+        case undefined:
+          return 'request failed';
+        default:
+          return `request failed (${failure.code})`;
+      }
+    }
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -1,0 +1,60 @@
+import { invalidArgument } from './errors.js';
+import type { JsonObject } from './models.js';
+
+/**
+ * Serialises a payload once, at queue time. The resulting string is stored and sent unchanged
+ * on every attempt, so the bytes that were signed never drift between attempts, and what
+ * `getDelivery()` returns is exactly what receivers get. Values JSON cannot carry faithfully are
+ * refused instead of silently changed: `NaN`/`Infinity` (JSON would write `null`), `bigint`
+ * (JSON.stringify throws), functions and symbols (JSON would drop them), and cycles. Objects
+ * with a `toJSON` method (like `Date`) are serialised through it, as JSON.stringify does.
+ */
+export function serializeJsonObject(
+  value: unknown,
+  field: string,
+  maxBytes: number,
+): { body: string; object: JsonObject } {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgument(field, `${field} must be a JSON object`);
+  }
+  let body: string;
+  try {
+    body = JSON.stringify(value, (key: string, nested: unknown) => {
+      switch (typeof nested) {
+        case 'number':
+          if (!Number.isFinite(nested))
+            throw new TypeError(
+              `${describeKey(key)} is ${String(nested)}, which JSON cannot represent`,
+            );
+          return nested;
+        case 'bigint':
+          throw new TypeError(`${describeKey(key)} is a bigint; send it as a string`);
+        case 'function':
+        case 'symbol':
+          throw new TypeError(
+            `${describeKey(key)} is a ${typeof nested}, which JSON cannot represent`,
+          );
+        default:
+          return nested;
+      }
+    });
+  } catch (error) {
+    const reason = error instanceof TypeError ? error.message : 'it cannot be serialised';
+    throw invalidArgument(
+      field,
+      `${field} is not valid JSON: ${reason.replace(/^Converting circular structure.*/s, 'it contains a cycle')}`,
+    );
+  }
+  const size = Buffer.byteLength(body, 'utf8');
+  if (size > maxBytes) {
+    throw invalidArgument(
+      field,
+      `${field} must be at most ${maxBytes} bytes as JSON (got ${size})`,
+    );
+  }
+  return { body, object: JSON.parse(body) as JsonObject };
+}
+
+function describeKey(key: string): string {
+  return key === '' ? 'the value' : `key ${JSON.stringify(key)}`;
+}

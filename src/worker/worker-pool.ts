@@ -1,0 +1,636 @@
+import { performance } from 'node:perf_hooks';
+
+import { claimLease, effectiveBatchSize, type ResolvedConfig } from '../config.js';
+import { DELIVERY_BOOKKEEPING_TIMEOUT_MS, MIN_CLAIM_LEASE_MARGIN_MS } from '../constants.js';
+import { HookdError, isHookdError } from '../errors.js';
+import {
+  attemptEvent,
+  deliveryEvent,
+  publishCircuitTransition,
+  type Publish,
+} from '../event-payloads.js';
+import type { Logger } from '../logger.js';
+import type {
+  ClaimRelease,
+  ClaimedDelivery,
+  CircuitEventInput,
+  Repository,
+} from '../repository/repository.js';
+import type { CircuitSettings } from '../retry/circuit-breaker.js';
+import { CompletionWriter, type RecordedCompletion } from './completion-writer.js';
+import { performAttempt, type AttemptContext, type AttemptReport } from './delivery-attempt.js';
+import { jitterInterval, nextIdleInterval } from './idle-backoff.js';
+
+/**
+ * The delivery engine of one process. It claims due deliveries in batches sized to its free
+ * slots, runs up to `workerCount` attempts at once, records their outcomes in batches, and
+ * sleeps with idle backoff when the queue is empty — unless `notify()` (a local enqueue, or a
+ * NOTIFY from another process) wakes it, in which case it claims at once.
+ *
+ * Safety rules it keeps:
+ * - A claim is a lease with a fencing token; an attempt that waited long enough for its lease to
+ *   be in doubt renews it first and is dropped, unsent, if the claim was lost.
+ * - Deliveries that will not be attempted now (paused subscription, open circuit, shutdown) are
+ *   released with their attempt count refunded, never left to wait out a whole lease.
+ * - Every attempt that started is recorded before its slot is freed.
+ */
+
+/** Dependencies of a {@link WorkerPool}. */
+export interface WorkerPoolOptions {
+  readonly repository: Repository;
+  readonly config: ResolvedConfig;
+  /** Built per start, because the HTTP agent is recreated after a stop. */
+  readonly attemptContext: () => AttemptContext;
+  readonly circuitBreakerEnabled: boolean;
+  readonly publish: Publish;
+  readonly logger: Logger;
+  readonly random?: () => number;
+}
+
+interface Held {
+  readonly item: ClaimedDelivery;
+  /** `performance.now()` just before the claim statement was sent: the lease started after it. */
+  readonly claimedAt: number;
+  /** Endpoint whose half-open trial slot this delivery holds. */
+  readonly trialEndpoint: string | null;
+}
+
+/** Largest claim statement, whatever the pool size. */
+const MAX_CLAIM_SIZE = 500;
+/** How long a delivery waits when its half-open circuit already has enough trials in flight. */
+const HALF_OPEN_RECHECK_MS = 1_000;
+/** Share of `stop()`'s timeout kept to record attempts that had to be aborted. */
+const MAX_RECORDING_RESERVE_MS = 2_000;
+
+/** Runs deliveries; owned and driven by the `Manager`. */
+export class WorkerPool {
+  readonly #repository: Repository;
+  readonly #config: ResolvedConfig;
+  readonly #attemptContext: () => AttemptContext;
+  readonly #publish: Publish;
+  readonly #logger: Logger;
+  readonly #random: () => number;
+  readonly #circuitSettings: CircuitSettings | null;
+  readonly #leaseMs: number;
+  readonly #maxHeld: number;
+  readonly #backlogClaimThreshold: number;
+  readonly #renewAfterMs: number;
+
+  #running = false;
+  #generation = 0;
+  #context: AttemptContext | null = null;
+  #writer: CompletionWriter;
+  #queue: Held[] = [];
+  readonly #active = new Map<
+    string,
+    { readonly controller: AbortController; readonly done: Promise<void> }
+  >();
+  readonly #trials = new Map<string, number>();
+  #claiming: Promise<void> | null = null;
+  #wantClaim = false;
+  #backlog = false;
+  #interval: number;
+  #timer: NodeJS.Timeout | undefined;
+  /** `performance.now()` at which the armed timer fires. */
+  #timerDueAt = Number.POSITIVE_INFINITY;
+  #pumpScheduled = false;
+  #stopping: Promise<void> | null = null;
+
+  constructor(options: WorkerPoolOptions) {
+    this.#repository = options.repository;
+    this.#config = options.config;
+    this.#attemptContext = options.attemptContext;
+    this.#publish = options.publish;
+    this.#logger = options.logger;
+    this.#random = options.random ?? Math.random;
+    this.#circuitSettings = options.circuitBreakerEnabled
+      ? {
+          threshold: options.config.circuitBreakerThreshold,
+          timeoutMs: options.config.circuitBreakerTimeoutMs,
+          halfOpenRequests: options.config.circuitBreakerHalfOpenRequests,
+        }
+      : null;
+    this.#leaseMs = claimLease(options.config);
+    this.#maxHeld = options.config.workerCount * effectiveBatchSize(options.config);
+    // With a backlog, wait for a quarter of the pool to free up before claiming again, so claims
+    // stay batched instead of degrading to one row per statement.
+    this.#backlogClaimThreshold = Math.max(1, Math.ceil(this.#maxHeld / 4));
+    // Until this much time has passed since the claim, the lease certainly still covers a whole
+    // attempt plus its bookkeeping; after it, renew before sending.
+    this.#renewAfterMs = Math.max(
+      0,
+      this.#leaseMs -
+        options.config.deliveryTimeoutMs -
+        DELIVERY_BOOKKEEPING_TIMEOUT_MS -
+        MIN_CLAIM_LEASE_MARGIN_MS,
+    );
+    this.#interval = options.config.queuePollInterval;
+    this.#writer = this.#newWriter();
+  }
+
+  /** Deliveries being attempted right now. */
+  get inFlight(): number {
+    return this.#active.size;
+  }
+
+  /** Deliveries claimed and waiting for a free slot. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Starts claiming. Called by `Manager.start()`. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#generation += 1;
+    this.#context = this.#attemptContext();
+    this.#interval = this.#config.queuePollInterval;
+    this.#wantClaim = true;
+    this.#schedulePump();
+  }
+
+  /**
+   * Wakes the pool for an immediate claim and resets the idle backoff. Cheap, never blocks,
+   * safe at any time (a no-op while stopped).
+   */
+  notify(): void {
+    if (!this.#running) return;
+    this.#wantClaim = true;
+    this.#backlog = false;
+    this.#interval = this.#config.queuePollInterval;
+    this.#schedulePump();
+  }
+
+  /**
+   * Stops claiming, gives back claimed deliveries that have not started, waits for in-flight
+   * attempts and aborts those still running near the deadline, and records everything it can
+   * within `timeoutMs`. Concurrent calls share one shutdown.
+   */
+  stop(timeoutMs: number): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    if (!this.#running) return Promise.resolve();
+    this.#stopping = this.#shutdown(timeoutMs).finally(() => {
+      this.#stopping = null;
+    });
+    return this.#stopping;
+  }
+
+  // ── Scheduling ───────────────────────────────────────────────────────────────────────────
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    // Coalesces the many wake-ups of one tick (a batch enqueue, several completions) into one pass.
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (!this.#running) return;
+    while (this.#active.size < this.#config.workerCount && this.#queue.length > 0) {
+      this.#startAttempt(this.#queue.shift()!);
+    }
+    if (this.#claiming || !this.#wantClaim) return;
+    const held = this.#active.size + this.#queue.length;
+    const capacity = Math.min(this.#maxHeld - held, MAX_CLAIM_SIZE);
+    if (capacity <= 0) return;
+    if (this.#backlog && held > 0 && capacity < this.#backlogClaimThreshold) return;
+    this.#wantClaim = false;
+    this.#claiming = this.#claim(capacity).finally(() => {
+      this.#claiming = null;
+      this.#schedulePump();
+    });
+  }
+
+  #armTimer(): void {
+    this.#setTimer(jitterInterval(this.#interval, this.#random));
+  }
+
+  /**
+   * Makes sure a claim happens `delayMs` from now at the latest. Used when this process itself
+   * scheduled work for then (a retry, a parked delivery), so short backoffs are not stretched
+   * to the next poll.
+   */
+  #wakeIn(delayMs: number): void {
+    if (!this.#running) return;
+    if (performance.now() + delayMs < this.#timerDueAt) this.#setTimer(delayMs);
+  }
+
+  #setTimer(delayMs: number): void {
+    clearTimeout(this.#timer);
+    this.#timerDueAt = Number.POSITIVE_INFINITY;
+    if (!this.#running) return;
+    const delay = Math.max(1, Math.round(delayMs));
+    this.#timerDueAt = performance.now() + delay;
+    this.#timer = setTimeout(() => {
+      this.#timerDueAt = Number.POSITIVE_INFINITY;
+      this.#wantClaim = true;
+      this.#pump();
+    }, delay);
+    // Pending work is in the database; an idle poll timer must not keep the process alive.
+    this.#timer.unref();
+  }
+
+  #idleLonger(): void {
+    const config = this.#config;
+    this.#interval = nextIdleInterval(
+      this.#interval,
+      config.queuePollInterval,
+      config.queueIdleMaxInterval,
+      config.queueIdleBackoffFactor,
+    );
+  }
+
+  // ── Claiming and triage ──────────────────────────────────────────────────────────────────
+
+  async #claim(limit: number): Promise<void> {
+    const generation = this.#generation;
+    const claimedAt = performance.now();
+    let items: ClaimedDelivery[];
+    try {
+      items = await this.#repository.claimPendingDeliveries(limit, this.#leaseMs);
+    } catch (error) {
+      this.#reportError('claimPendingDeliveries', error);
+      this.#backlog = false;
+      this.#idleLonger();
+      this.#armTimer();
+      return;
+    }
+    if (!this.#running || generation !== this.#generation) {
+      // Stopped while the claim was under way: give everything back untouched.
+      await this.#release(items.map((item) => releaseNow(item)));
+      return;
+    }
+    this.#backlog = items.length === limit;
+    if (items.length === 0) this.#idleLonger();
+    else this.#interval = this.#config.queuePollInterval;
+    if (this.#backlog) this.#wantClaim = true;
+    this.#armTimer();
+    if (items.length > 0) await this.#triage(items, claimedAt);
+  }
+
+  async #triage(items: readonly ClaimedDelivery[], claimedAt: number): Promise<void> {
+    const releases: ClaimRelease[] = [];
+    const exhausted: ClaimedDelivery[] = [];
+    const candidates: ClaimedDelivery[] = [];
+    for (const item of items) {
+      const subscription = item.subscription;
+      if (item.attemptCount > Math.max(item.maxAttempts, 1)) {
+        exhausted.push(item);
+      } else if (item.subscriptionId !== null && subscription === null) {
+        // The subscription vanished between claim and now (its deletion cascades to this row).
+        releases.push({ ...releaseNow(item), retryAt: { delayMs: this.#leaseMs } });
+      } else if (subscription && subscription.status !== 'active') {
+        // Held, not failed: resuming the subscription makes these due again at once.
+        releases.push({ ...releaseNow(item), retryAt: { delayMs: this.#leaseMs } });
+      } else {
+        candidates.push(item);
+      }
+    }
+    const admitted = await this.#admitThroughCircuits(candidates, releases);
+    if (releases.length > 0) await this.#release(releases);
+    for (const item of exhausted) this.#finishExhausted(item);
+    for (const [item, trialEndpoint] of admitted)
+      this.#queue.push({ item, claimedAt, trialEndpoint });
+  }
+
+  /**
+   * Applies the circuit breaker to a claimed batch: open circuits park their deliveries until
+   * they reopen; circuits whose timeout has passed move to half-open (one shared write per
+   * endpoint); half-open circuits let through at most `circuitBreakerHalfOpenRequests` trials
+   * at a time from this process, and hold the rest back briefly.
+   */
+  async #admitThroughCircuits(
+    items: readonly ClaimedDelivery[],
+    releases: ClaimRelease[],
+  ): Promise<Array<[ClaimedDelivery, string | null]>> {
+    const settings = this.#circuitSettings;
+    if (!settings) return items.map((item) => [item, null]);
+    const needTrial = new Set<string>();
+    for (const item of items) {
+      if (item.circuit?.state === 'open' && !item.circuit.parking)
+        needTrial.add(item.circuit.endpoint);
+    }
+    const halfOpen = new Set<string>();
+    if (needTrial.size > 0) {
+      try {
+        const events: CircuitEventInput[] = [...needTrial].map((endpoint) => ({
+          endpoint,
+          event: 'trial',
+        }));
+        const transitions = await this.#repository.recordCircuitEvents(events, settings);
+        for (const transition of transitions)
+          if (transition) publishCircuitTransition(this.#publish, transition);
+        for (const endpoint of needTrial) halfOpen.add(endpoint);
+      } catch (error) {
+        this.#reportError('recordCircuitEvents', error);
+      }
+    }
+    const admitted: Array<[ClaimedDelivery, string | null]> = [];
+    for (const item of items) {
+      const circuit = item.circuit;
+      if (!circuit || circuit.state === 'closed') {
+        admitted.push([item, null]);
+      } else if (circuit.state === 'open' && circuit.parking) {
+        releases.push({
+          ...releaseNow(item),
+          retryAt: circuit.nextRetryAt ?? { delayMs: settings.timeoutMs },
+        });
+      } else if (circuit.state === 'open' && !halfOpen.has(circuit.endpoint)) {
+        // The move to half-open could not be written: try again shortly.
+        releases.push({ ...releaseNow(item), retryAt: { delayMs: HALF_OPEN_RECHECK_MS } });
+      } else if ((this.#trials.get(circuit.endpoint) ?? 0) < settings.halfOpenRequests) {
+        this.#trials.set(circuit.endpoint, (this.#trials.get(circuit.endpoint) ?? 0) + 1);
+        admitted.push([item, circuit.endpoint]);
+      } else {
+        releases.push({ ...releaseNow(item), retryAt: { delayMs: HALF_OPEN_RECHECK_MS } });
+      }
+    }
+    return admitted;
+  }
+
+  async #release(releases: readonly ClaimRelease[]): Promise<void> {
+    if (releases.length === 0) return;
+    try {
+      await this.#repository.releaseDeliveryClaims(releases);
+    } catch (error) {
+      // Not fatal: the claims simply expire with their lease.
+      this.#reportError('releaseDeliveryClaims', error);
+      return;
+    }
+    for (const { retryAt } of releases) {
+      if (retryAt === null) continue;
+      // A circuit's reopening time comes from the repository's clock; the local clock only
+      // estimates the wait, and polling covers any difference.
+      this.#wakeIn(
+        retryAt instanceof Date ? Math.max(1, retryAt.getTime() - Date.now()) : retryAt.delayMs,
+      );
+    }
+  }
+
+  /**
+   * A delivery whose last permitted attempt was interrupted (its process died mid-attempt) has
+   * no attempt left: it is dead-lettered without sending, and can be redriven.
+   */
+  #finishExhausted(item: ClaimedDelivery): void {
+    const done = this.#writer
+      .submit(
+        {
+          deliveryId: item.id,
+          claimToken: item.claimToken,
+          attempt: null,
+          outcome: { status: 'dead_letter' },
+          refundAttempt: true,
+        },
+        null,
+      )
+      .then((recorded) => {
+        if (!recorded.result.applied) return;
+        const delivery = { ...item, attemptCount: item.attemptCount - 1 };
+        const event = attemptEvent(
+          delivery,
+          {
+            status: 'dead_letter',
+            outcome: 'dead_letter',
+            attemptNumber: delivery.attemptCount,
+            statusCode: 0,
+            durationMs: 0,
+            error: 'attempt budget used up by interrupted attempts',
+            nextRetryAt: null,
+          },
+          new Date(),
+        );
+        this.#publish('delivery.dead_letter', event);
+        this.#publish('delivery.failed', event);
+      })
+      .catch((error: unknown) => this.#reportError('completeDeliveryAttempts', error));
+    void done;
+  }
+
+  // ── Attempts ─────────────────────────────────────────────────────────────────────────────
+
+  #startAttempt(held: Held): void {
+    const controller = new AbortController();
+    const done = this.#runAttempt(held, controller.signal).finally(() => {
+      this.#active.delete(held.item.id);
+      if (held.trialEndpoint !== null) this.#endTrial(held.trialEndpoint);
+      this.#schedulePump();
+    });
+    this.#active.set(held.item.id, { controller, done });
+  }
+
+  async #runAttempt(held: Held, signal: AbortSignal): Promise<void> {
+    const { item } = held;
+    const context = this.#context!;
+    if (performance.now() - held.claimedAt > this.#renewAfterMs) {
+      try {
+        await this.#repository.renewDeliveryClaim(item.id, item.claimToken, this.#leaseMs);
+      } catch (error) {
+        if (isHookdError(error, 'HOOKD_ERR_DELIVERY_CLAIM_LOST')) {
+          this.#logger.debug(
+            { deliveryId: item.id },
+            'claim lost before sending; another worker owns the delivery',
+          );
+        } else {
+          this.#reportError('renewDeliveryClaim', error);
+        }
+        return;
+      }
+    }
+    let report: AttemptReport;
+    try {
+      report = await performAttempt(item, context, signal, () => {
+        this.#publish('delivery.started', {
+          ...deliveryEvent(item, 'pending', new Date()),
+          attemptNumber: item.attemptCount,
+        });
+      });
+    } catch (error) {
+      // performAttempt turns every expected failure into a report; reaching this is a bug.
+      this.#reportError('performAttempt', error);
+      await this.#release([releaseNow(item)]);
+      return;
+    }
+    const endpoint = item.url ?? item.subscription?.url ?? '';
+    const circuit = this.#circuitEventFor(item, report, endpoint);
+    const outcome =
+      report.decision.outcome === 'retry'
+        ? ({ status: 'retry', delayMs: report.decision.delayMs } as const)
+        : ({ status: report.decision.outcome } as const);
+    let recorded: RecordedCompletion;
+    try {
+      recorded = await this.#writer.submit(
+        { deliveryId: item.id, claimToken: item.claimToken, attempt: report.attempt, outcome },
+        circuit,
+      );
+    } catch (error) {
+      this.#logger.error(
+        { deliveryId: item.id, attemptNumber: item.attemptCount, error },
+        'attempt could not be recorded; the delivery becomes due again when its lease expires',
+      );
+      return;
+    }
+    this.#publishOutcome(item, report, recorded);
+  }
+
+  #circuitEventFor(
+    item: ClaimedDelivery,
+    report: AttemptReport,
+    endpoint: string,
+  ): CircuitEventInput | null {
+    if (!this.#circuitSettings || report.circuitEvent === null || endpoint === '') return null;
+    if (report.circuitEvent === 'success') {
+      // Healthy endpoints cost no circuit write: a success only matters to a record that has
+      // failures to forget or a state to leave.
+      const circuit = item.circuit;
+      if (!circuit || (circuit.state === 'closed' && circuit.failureCount === 0)) return null;
+    }
+    return { endpoint, event: report.circuitEvent };
+  }
+
+  #publishOutcome(
+    item: ClaimedDelivery,
+    report: AttemptReport,
+    recorded: RecordedCompletion,
+  ): void {
+    const { attempt, decision } = report;
+    const now = new Date();
+    const status =
+      decision.outcome === 'success'
+        ? 'success'
+        : decision.outcome === 'dead_letter'
+          ? 'dead_letter'
+          : 'pending';
+    const event = attemptEvent(
+      item,
+      {
+        status,
+        outcome: decision.outcome,
+        attemptNumber: attempt.attemptNumber,
+        statusCode: attempt.statusCode,
+        durationMs: attempt.durationMs,
+        error: attempt.error,
+        nextRetryAt: recorded.result.nextRetryAt,
+      },
+      now,
+    );
+    if (!recorded.result.applied) {
+      // Someone else took the delivery over (its lease had expired): the attempt is recorded but
+      // the delivery's state is theirs to report.
+      this.#logger.warn(
+        { deliveryId: item.id, attemptNumber: attempt.attemptNumber },
+        'attempt recorded after its claim was lost',
+      );
+      this.#publish('metrics.delivery_attempt', event);
+      return;
+    }
+    const transition = recorded.transition;
+    switch (decision.outcome) {
+      case 'success':
+        if (transition) publishCircuitTransition(this.#publish, transition);
+        this.#publish('delivery.success', event);
+        this.#publish('metrics.delivery_attempt', event);
+        break;
+      case 'retry':
+        this.#wakeIn(decision.delayMs);
+        this.#publish('metrics.retry_triggered', event);
+        this.#publish('delivery.failed', event);
+        this.#publish('metrics.delivery_attempt', event);
+        if (transition) publishCircuitTransition(this.#publish, transition);
+        break;
+      case 'dead_letter':
+        this.#publish('delivery.dead_letter', event);
+        this.#publish('delivery.failed', event);
+        this.#publish('metrics.delivery_attempt', event);
+        if (transition) publishCircuitTransition(this.#publish, transition);
+        break;
+    }
+  }
+
+  #endTrial(endpoint: string): void {
+    const count = (this.#trials.get(endpoint) ?? 1) - 1;
+    if (count <= 0) this.#trials.delete(endpoint);
+    else this.#trials.set(endpoint, count);
+  }
+
+  // ── Shutdown ─────────────────────────────────────────────────────────────────────────────
+
+  async #shutdown(timeoutMs: number): Promise<void> {
+    this.#running = false;
+    this.#generation += 1;
+    this.#setTimer(0);
+    const deadline = performance.now() + timeoutMs;
+    const abortAt = deadline - Math.min(MAX_RECORDING_RESERVE_MS, timeoutMs / 2);
+
+    // Claimed but not started: hand back at once, due now, attempt refunded.
+    const queued = this.#queue.splice(0);
+    for (const held of queued) if (held.trialEndpoint !== null) this.#endTrial(held.trialEndpoint);
+    await untilDeadline(this.#release(queued.map((held) => releaseNow(held.item))), deadline);
+    if (this.#claiming) await untilDeadline(this.#claiming, deadline);
+
+    const running = () => [...this.#active.values()].map((entry) => entry.done);
+    await untilDeadline(Promise.allSettled(running()), abortAt);
+    if (this.#active.size > 0) {
+      this.#logger.warn(
+        { inFlight: this.#active.size },
+        'stop timeout reached: aborting in-flight attempts',
+      );
+      for (const entry of this.#active.values()) entry.controller.abort();
+      await untilDeadline(Promise.allSettled(running()), deadline);
+    }
+    await untilDeadline(this.#writer.drain(), deadline);
+    const unrecorded = this.#writer.backlog + this.#active.size;
+    if (unrecorded > 0) {
+      this.#logger.error(
+        { unrecorded },
+        'stop timeout reached before every attempt was recorded; those deliveries become due again when their lease expires',
+      );
+      this.#writer.abandon(
+        new HookdError(
+          'HOOKD_ERR_DATABASE',
+          'manager stopped before the attempt could be recorded',
+        ),
+      );
+      this.#writer = this.#newWriter();
+    }
+    this.#context = null;
+  }
+
+  #newWriter(): CompletionWriter {
+    return new CompletionWriter({
+      repository: this.#repository,
+      circuitSettings: this.#circuitSettings,
+      onWriteError: (operation, error) => this.#reportError(operation, error),
+    });
+  }
+
+  #reportError(operation: string, error: unknown): void {
+    const wrapped = error instanceof Error ? error : new Error(String(error));
+    this.#logger.error({ operation, error: wrapped }, `worker: ${operation} failed`);
+    this.#publish('worker.error', { timestamp: new Date(), operation, error: wrapped });
+  }
+}
+
+function releaseNow(item: ClaimedDelivery): ClaimRelease {
+  return { deliveryId: item.id, claimToken: item.claimToken, retryAt: null, refundAttempt: true };
+}
+
+/** Waits for `promise`, but no longer than until `deadline` (a `performance.now()` value). */
+async function untilDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
+  const remaining = deadline - performance.now();
+  if (remaining <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      promise.then(
+        () => undefined,
+        () => undefined,
+      ),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, remaining))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
