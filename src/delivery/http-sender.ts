@@ -126,9 +126,11 @@ function describeFailure(failure: ClassifiedFailure, error: unknown, timeoutMs: 
         ? 'response headers too large'
         : 'invalid HTTP response';
     case 'connection': {
-      // The guard's own message is already subscriber-safe ("…: connection refused").
-      const guarded = findEgressError(error);
-      if (guarded) return guarded.message;
+      // The guard reports why an allowed address could not be reached; use the same plain texts
+      // as for any other connection failure, so "unreachable" stays reserved for refusals.
+      const guardedFailure = findEgressError(error)?.details?.['failure'];
+      if (typeof guardedFailure === 'string')
+        return GUARDED_FAILURE_TEXT[guardedFailure] ?? 'connection failed';
       switch (failure.code) {
         case 'ECONNREFUSED':
           return 'connection refused';
@@ -150,6 +152,15 @@ function describeFailure(failure: ClassifiedFailure, error: unknown, timeoutMs: 
     }
   }
 }
+
+const GUARDED_FAILURE_TEXT: Readonly<Record<string, string>> = {
+  connection_refused: 'connection refused',
+  timed_out: 'connect timed out',
+  connection_reset: 'connection closed by the receiver',
+  unreachable: 'network unreachable',
+  tls_failed: 'TLS handshake failed',
+  connection_failed: 'connection failed',
+};
 
 function errorCode(error: unknown): string | undefined {
   let current: unknown = error;
