@@ -153,6 +153,48 @@ describe('delivering a webhook', () => {
     );
   });
 
+  it('retries each delivery when its own backoff ends, not at the next poll', async () => {
+    const target = await receiver((request, response) => {
+      response.writeHead(request.headers['x-webhook-attempt'] === '1' ? 500 : 200).end();
+    });
+    // Polling alone would find the retries only after 10 s.
+    const { manager, repository } = await startManager({
+      queuePollInterval: 10_000,
+      queueIdleMaxInterval: 10_000,
+    });
+    const queued: Delivery[] = [];
+    for (const [path, initialBackoffMs] of [
+      ['/short', 100],
+      ['/long', 400],
+    ] as const) {
+      const subscription = await manager.createSubscription({
+        tenantId: 't',
+        url: target.url(path),
+        secret: SECRET,
+        eventTypes: ['*'],
+        retryPolicy: { initialBackoffMs, maxBackoffMs: 1_000 },
+      });
+      queued.push(
+        await manager.queueDelivery({
+          subscriptionId: subscription.id,
+          eventType: 'x.y',
+          payload: {},
+        }),
+      );
+    }
+    for (const delivery of queued)
+      expect((await finalState(repository, delivery.id)).status).toBe('success');
+    for (const [path, backoff] of [
+      ['/short', 100],
+      ['/long', 400],
+    ] as const) {
+      const [first, second] = target.requestsTo(path);
+      const gap = second!.receivedAt - first!.receivedAt;
+      expect(gap).toBeGreaterThanOrEqual(backoff - 10);
+      expect(gap).toBeLessThan(backoff + 500);
+    }
+  });
+
   it('honours Retry-After on 429, never beyond the policy maximum', async () => {
     const target = await receiver((request, response) => {
       const attempt = request.headers['x-webhook-attempt'];

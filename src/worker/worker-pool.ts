@@ -59,6 +59,8 @@ interface Held {
 const MAX_CLAIM_SIZE = 500;
 /** How long a delivery waits when its half-open circuit already has enough trials in flight. */
 const HALF_OPEN_RECHECK_MS = 1_000;
+/** Due times remembered for early wake-ups; beyond this, polling alone finds the work. */
+const MAX_KNOWN_DUE_TIMES = 10_000;
 /** Share of `stop()`'s timeout kept to record attempts that had to be aborted. */
 const MAX_RECORDING_RESERVE_MS = 2_000;
 
@@ -93,6 +95,8 @@ export class WorkerPool {
   #timer: NodeJS.Timeout | undefined;
   /** `performance.now()` at which the armed timer fires. */
   #timerDueAt = Number.POSITIVE_INFINITY;
+  /** Ascending `performance.now()` times at which work this process scheduled becomes due. */
+  readonly #knownDue: number[] = [];
   #pumpScheduled = false;
   #stopping: Promise<void> | null = null;
 
@@ -204,18 +208,28 @@ export class WorkerPool {
     });
   }
 
+  /**
+   * Arms the poll timer: the jittered idle interval, or earlier when this process knows of work
+   * falling due sooner (retries and parked deliveries it scheduled itself).
+   */
   #armTimer(): void {
-    this.#setTimer(jitterInterval(this.#interval, this.#random));
+    const now = performance.now();
+    // Times already passed were served by the claim that just ran.
+    while (this.#knownDue.length > 0 && this.#knownDue[0]! <= now) this.#knownDue.shift();
+    const poll = jitterInterval(this.#interval, this.#random);
+    const next = this.#knownDue[0];
+    this.#setTimer(next === undefined ? poll : Math.min(poll, next - now));
   }
 
   /**
-   * Makes sure a claim happens `delayMs` from now at the latest. Used when this process itself
-   * scheduled work for then (a retry, a parked delivery), so short backoffs are not stretched
-   * to the next poll.
+   * Records that work this process scheduled falls due `delayMs` from now, and makes sure a claim
+   * happens then, so short backoffs are not stretched to the next poll.
    */
   #wakeIn(delayMs: number): void {
     if (!this.#running) return;
-    if (performance.now() + delayMs < this.#timerDueAt) this.#setTimer(delayMs);
+    const at = performance.now() + Math.max(1, delayMs);
+    if (this.#knownDue.length < MAX_KNOWN_DUE_TIMES) insertSorted(this.#knownDue, at);
+    if (at < this.#timerDueAt) this.#setTimer(delayMs);
   }
 
   #setTimer(delayMs: number): void {
@@ -561,6 +575,7 @@ export class WorkerPool {
     this.#running = false;
     this.#generation += 1;
     this.#setTimer(0);
+    this.#knownDue.length = 0;
     const deadline = performance.now() + timeoutMs;
     const abortAt = deadline - Math.min(MAX_RECORDING_RESERVE_MS, timeoutMs / 2);
 
@@ -615,6 +630,17 @@ export class WorkerPool {
 
 function releaseNow(item: ClaimedDelivery): ClaimRelease {
   return { deliveryId: item.id, claimToken: item.claimToken, retryAt: null, refundAttempt: true };
+}
+
+function insertSorted(values: number[], value: number): void {
+  let low = 0;
+  let high = values.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (values[middle]! < value) low = middle + 1;
+    else high = middle;
+  }
+  values.splice(low, 0, value);
 }
 
 /** Waits for `promise`, but no longer than until `deadline` (a `performance.now()` value). */
