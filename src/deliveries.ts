@@ -72,6 +72,7 @@ export class DeliveryService {
         url: valid.url,
         secret: valid.secret,
         idempotencyKey: valid.idempotencyKey,
+        traceContext: this.#traceContext(),
       },
       {
         idempotency: this.#claim(
@@ -201,8 +202,13 @@ export class DeliveryService {
       url: null,
       secret: null,
       idempotencyKey: valid.idempotencyKey,
+      traceContext: this.#traceContext(),
     };
     return { delivery, idempotency: this.#claim(valid.idempotencyKey, subscription.id) };
+  }
+
+  #traceContext(): string | null {
+    return this.#context.tracing?.currentTraceparent() ?? null;
   }
 
   #claim(key: string | null, scope: string): IdempotencyClaim | undefined {

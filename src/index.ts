@@ -146,6 +146,7 @@ export { generateAttemptId, generateDeliveryId, generateSubscriptionId } from '.
 export type { EgressRefusal, GuardLookup } from './delivery/guarded-connector.js';
 export type { EgressRefusalCause } from './delivery/egress-policy.js';
 export type { DeliveryAgentPoolOptions } from './delivery/delivery-agent.js';
+export type { SpanContextLike, SpanLike, TracerLike } from './telemetry/tracing.js';
 
 export * from './constants.js';
 export * from '../verify/headers.js';

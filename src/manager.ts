@@ -53,6 +53,7 @@ import type {
   UpdateSubscriptionRequest,
 } from './validation.js';
 import { WorkerPool } from './worker/worker-pool.js';
+import { createTracing, type TracerLike, type Tracing } from './telemetry/tracing.js';
 
 /** Options of {@link Manager} (go-hookd's functional options). */
 export interface ManagerOptions {
@@ -80,6 +81,12 @@ export interface ManagerOptions {
   readonly lookup?: GuardLookup;
   /** Turn the circuit breaker off entirely: no reads, no writes, nothing parked. @default false */
   readonly disableCircuitBreaker?: boolean;
+  /**
+   * An OpenTelemetry tracer (`trace.getTracer('my-app')`): one CLIENT span per attempt, linked
+   * to the span that queued the delivery, and a `traceparent` header on the webhook. Needs
+   * `@opentelemetry/api` installed. @default no tracing
+   */
+  readonly tracer?: TracerLike;
 }
 
 /** Options of {@link Manager.stop}. */
@@ -100,6 +107,7 @@ const OPTION_KEYS = new Set([
   'dispatcher',
   'lookup',
   'disableCircuitBreaker',
+  'tracer',
 ]);
 
 /**
@@ -187,6 +195,7 @@ export class Manager implements AsyncDisposable {
     // Built now so that a bad agent option fails here, not at the first delivery.
     this.#agent = this.#createAgent();
 
+    const tracing: Tracing | null = options.tracer ? createTracing(options.tracer) : null;
     const secretResolver: SecretResolver = options.secretResolver
       ? toSecretResolver(options.secretResolver)
       : storedSecretResolver;
@@ -205,6 +214,7 @@ export class Manager implements AsyncDisposable {
       emptySecretAllowed: secretResolver === storedSecretResolver,
       dispatcher: () => this.#dispatcher(),
       wake: () => this.notify(),
+      tracing,
     };
     this.#subscriptions = new SubscriptionService(context);
     this.#deliveries = new DeliveryService(context);
@@ -226,6 +236,7 @@ export class Manager implements AsyncDisposable {
         logger: this.#logger,
         now: Date.now,
         random: Math.random,
+        tracing,
       }),
     });
   }
@@ -633,6 +644,11 @@ function checkOptions(options: ManagerOptions): ManagerOptions {
   need('onEgressRefused', typeof options.onEgressRefused === 'function', 'a function');
   need('lookup', typeof options.lookup === 'function', 'a function');
   need('disableCircuitBreaker', typeof options.disableCircuitBreaker === 'boolean', 'a boolean');
+  need(
+    'tracer',
+    typeof (options.tracer as Partial<TracerLike> | undefined)?.startSpan === 'function',
+    'an OpenTelemetry Tracer',
+  );
   return options;
 }
 

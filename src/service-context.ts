@@ -8,6 +8,7 @@ import type { Logger } from './logger.js';
 import type { RetryPolicy } from './models.js';
 import type { Repository } from './repository/repository.js';
 import type { SecretResolver } from './secret.js';
+import type { Tracing } from './telemetry/tracing.js';
 
 /** What the services behind the `Manager` share. */
 export interface ServiceContext {
@@ -23,6 +24,8 @@ export interface ServiceContext {
   readonly dispatcher: () => Dispatcher;
   /** Wakes the local worker pool after new work was queued. */
   readonly wake: () => void;
+  /** OpenTelemetry hooks, when a tracer is configured. */
+  readonly tracing: Tracing | null;
 }
 
 /** Options of the operations that can run inside the caller's database transaction. */

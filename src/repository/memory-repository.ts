@@ -61,6 +61,7 @@ interface DeliveryRow {
   readonly secret: string | null;
   readonly idempotencyKey: string | null;
   readonly claimToken: string | null;
+  readonly traceContext?: string | null;
   /** Insertion order: breaks ties between rows created in the same millisecond. */
   readonly seq: number;
 }
@@ -848,6 +849,7 @@ export class MockRepository implements Repository {
       claimToken: row.claimToken!,
       subscription,
       circuit: circuit ? { ...circuit, parking: isParking(circuit, new Date(now)) } : null,
+      traceContext: row.traceContext ?? null,
     };
   }
 }

@@ -170,6 +170,8 @@ export interface NewDelivery {
   /** Inline signing secret (or resolver reference); `null` for subscription deliveries. */
   readonly secret: string | null;
   readonly idempotencyKey: string | null;
+  /** W3C `traceparent` of the span that queued the delivery (tracing on), for span links. */
+  readonly traceContext?: string | null;
 }
 
 /** An idempotency key to claim together with a new delivery. */
@@ -212,6 +214,8 @@ export interface ClaimedDelivery extends Omit<Delivery, 'payload'> {
   readonly subscription: Subscription | null;
   /** The target endpoint's breaker, `null` when it has no record (closed). */
   readonly circuit: CircuitSnapshot | null;
+  /** The `traceparent` stored with the delivery at queue time, if any. */
+  readonly traceContext?: string | null;
 }
 
 /** A claim given back without (another) attempt. */

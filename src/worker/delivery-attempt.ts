@@ -14,6 +14,7 @@ import {
   type AttemptDecision,
 } from '../retry/outcome.js';
 import type { SecretResolver } from '../secret.js';
+import type { Tracing } from '../telemetry/tracing.js';
 
 /**
  * One attempt of one claimed delivery: resolve the target and the secret, sign, send, and
@@ -36,6 +37,8 @@ export interface AttemptContext {
   readonly logger: Logger;
   readonly now: () => number;
   readonly random: () => number;
+  /** OpenTelemetry hooks, when a tracer is configured. */
+  readonly tracing: Tracing | null;
 }
 
 /** The result of an attempt. */
@@ -69,6 +72,16 @@ export async function performAttempt(
     return notSent(item, context, attemptedAt, policy, SECRET_UNAVAILABLE_MESSAGE, 'retryable');
   }
 
+  const span =
+    context.tracing?.startAttempt({
+      url,
+      deliveryId: item.id,
+      subscriptionId: item.subscriptionId,
+      tenantId: item.tenantId,
+      eventType: item.eventType,
+      attemptNumber: item.attemptCount,
+      queuedTraceparent: item.traceContext ?? null,
+    }) ?? null;
   const headers = buildDeliveryHeaders({
     deliveryId: item.id,
     subscriptionId: item.subscriptionId,
@@ -79,6 +92,7 @@ export async function performAttempt(
     secret,
     body: item.body,
     timestampSeconds: Math.floor(context.now() / 1000),
+    traceparent: span?.traceparent,
   });
   onSend();
   const response = await sendWebhook(context.dispatcher, {
@@ -105,6 +119,7 @@ export async function performAttempt(
   if (response.failure === 'aborted') {
     // Cut short by our own shutdown: says nothing about the receiver, so it is retried at once
     // and does not count against the endpoint's circuit.
+    span?.end({ statusCode: 0, failure: 'aborted', outcome: 'retry' });
     return { attempt, decision: { outcome: 'retry', delayMs: 0 }, circuitEvent: null, sent: true };
   }
   const decision = decideAfterAttempt({
@@ -118,6 +133,11 @@ export async function performAttempt(
     retryAfter: response.retryAfter,
     nowMs: context.now(),
     random: context.random,
+  });
+  span?.end({
+    statusCode: response.statusCode,
+    failure: response.failure,
+    outcome: decision.outcome,
   });
   return { attempt, decision, circuitEvent: circuitEventOf(attemptClass), sent: true };
 }
