@@ -105,7 +105,13 @@ function classifyFailure(
     return { kind: 'timeout', code };
   }
   if (external?.aborted) return { kind: 'aborted', code };
-  if (code?.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_INFO') {
+  // llhttp parse errors arrive as HTTPParserError, sometimes without an `HPE_` code.
+  if (
+    code?.startsWith('HPE_') ||
+    code === 'UND_ERR_HEADERS_OVERFLOW' ||
+    code === 'UND_ERR_INFO' ||
+    errorName(error) === 'HTTPParserError'
+  ) {
     return { kind: 'protocol', code };
   }
   return { kind: 'connection', code };
@@ -161,6 +167,10 @@ const GUARDED_FAILURE_TEXT: Readonly<Record<string, string>> = {
   tls_failed: 'TLS handshake failed',
   connection_failed: 'connection failed',
 };
+
+function errorName(error: unknown): string | undefined {
+  return error instanceof Error ? error.name : undefined;
+}
 
 function errorCode(error: unknown): string | undefined {
   let current: unknown = error;
