@@ -214,10 +214,12 @@ export class InProcessEventBus implements EventBus {
 
 /**
  * Combines several buses into one: `publish` reaches every bus even when one throws (the errors
- * are rethrown together afterwards, for the manager to log); `subscribe` registers on each and
- * returns one function that undoes all of them.
+ * are rethrown together afterwards, for the manager to log) and then the combined bus's own
+ * subscribers; `subscribe` registers on the combined bus only, so a handler sees each event once
+ * however many buses there are. Subscribe to a member bus directly to see only its traffic.
  */
 export function fanOut(...buses: EventBus[]): EventBus {
+  const local = new InProcessEventBus();
   return {
     publish(topic, event) {
       const errors: unknown[] = [];
@@ -228,15 +230,14 @@ export function fanOut(...buses: EventBus[]): EventBus {
           errors.push(error);
         }
       }
+      local.publish(topic, event);
       if (errors.length === 1) throw errors[0];
-      if (errors.length > 1)
+      if (errors.length > 1) {
         throw new AggregateError(errors, `${errors.length} event buses failed on ${topic}`);
+      }
     },
     subscribe(topic, handler) {
-      const removers = buses.map((bus) => bus.subscribe(topic, handler));
-      return () => {
-        for (const remove of removers) remove();
-      };
+      return local.subscribe(topic, handler);
     },
   };
 }

@@ -590,7 +590,15 @@ export class Manager implements AsyncDisposable {
     this.#depthTimer = setInterval(() => {
       this.#repository.getQueueDepth().then(
         (depth) => this.#publish('metrics.queue_depth', { ...depth, timestamp: new Date() }),
-        (error: unknown) => this.#logger.warn({ error }, 'reading the queue depth failed'),
+        (error: unknown) => {
+          const wrapped = error instanceof Error ? error : new Error(String(error));
+          this.#logger.warn({ error: wrapped }, 'reading the queue depth failed');
+          this.#publish('worker.error', {
+            timestamp: new Date(),
+            operation: 'getQueueDepth',
+            error: wrapped,
+          });
+        },
       );
     }, interval);
     this.#depthTimer.unref();
