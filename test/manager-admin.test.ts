@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   Manager,
@@ -8,23 +8,13 @@ import {
   type AuditEvent,
 } from '../src/index.js';
 import { verifyWebhook } from '../verify/index.js';
-import { startReceiver, status, type Receiver } from './helpers/receiver.js';
-import { fastConfig, startManager, stopAll } from './helpers/manager.js';
+import { status, unreachableUrl } from './helpers/receiver.js';
+import { fastConfig, startManager } from './helpers/manager.js';
+import { useHarness } from './helpers/harness.js';
 import { recordEvents, waitFor } from './helpers/wait.js';
 
 const SECRET = 'admin-secret-123';
-const receivers: Receiver[] = [];
-
-async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
-  const started = await startReceiver(...args);
-  receivers.push(started);
-  return started;
-}
-
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
+const { receiver } = useHarness();
 
 function idleManager(repository = new MockRepository()): Manager {
   return new Manager(fastConfig(), repository, { allowPrivateDestinations: true });
@@ -265,10 +255,7 @@ describe('testSubscription', () => {
       statusCode: 500,
       error: 'endpoint returned status 500',
     });
-    const closed = await receiver();
-    const url = closed.url('/gone');
-    await closed.close();
-    receivers.splice(receivers.indexOf(closed), 1);
+    const url = await unreachableUrl('/gone');
     const b = await manager.createSubscription({
       tenantId: 't',
       url,

@@ -1,25 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { MockRepository, type CircuitBreakerEvent } from '../src/index.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
-import { startManager, stopAll } from './helpers/manager.js';
+import type { Receiver } from './helpers/receiver.js';
+import { startManager } from './helpers/manager.js';
+import { useHarness } from './helpers/harness.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const SECRET = 'circuit-secret';
-const receivers: Receiver[] = [];
-
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
+const { receiver } = useHarness();
 
 /** A receiver whose health the test switches. */
 async function switchable(): Promise<{ target: Receiver; setHealthy(healthy: boolean): void }> {
   let healthy = false;
-  const target = await startReceiver((_request, response) => {
+  const target = await receiver((_request, response) => {
     response.writeHead(healthy ? 200 : 503).end();
   });
-  receivers.push(target);
   return { target, setHealthy: (value) => (healthy = value) };
 }
 
@@ -134,7 +129,7 @@ describe('circuit breaker', () => {
     let maxInFlight = 0;
     let healthy = false;
     let release: () => void = () => undefined;
-    const target = await startReceiver(async (_request, response) => {
+    const target = await receiver(async (_request, response) => {
       if (!healthy) return void response.writeHead(503).end();
       inFlight += 1;
       maxInFlight = Math.max(maxInFlight, inFlight);
@@ -142,7 +137,6 @@ describe('circuit breaker', () => {
       inFlight -= 1;
       response.writeHead(200).end();
     });
-    receivers.push(target);
     const repository = new MockRepository();
     const { manager } = await startManager(
       {
@@ -263,8 +257,7 @@ describe('circuit breaker', () => {
   });
 
   it('does not count client errors (4xx) against the endpoint', async () => {
-    const target = await startReceiver((_request, response) => void response.writeHead(422).end());
-    receivers.push(target);
+    const target = await receiver((_request, response) => void response.writeHead(422).end());
     const repository = new MockRepository();
     const { manager } = await startManager({ circuitBreakerThreshold: 2 }, repository);
     const subscription = await manager.createSubscription({

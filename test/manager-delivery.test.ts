@@ -1,35 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { MockRepository, USER_AGENT, isHookdError, type Delivery } from '../src/index.js';
 import { quick, verifyWebhook } from '../verify/index.js';
-import { ok, startReceiver, status, type Receiver } from './helpers/receiver.js';
-import { startManager, stopAll } from './helpers/manager.js';
+import { ok, status, unreachableUrl } from './helpers/receiver.js';
+import { startManager } from './helpers/manager.js';
+import { useHarness, waitForFinal } from './helpers/harness.js';
 import { waitFor } from './helpers/wait.js';
 import { subscriptionRecord } from '../src/records.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-const receivers: Receiver[] = [];
-
-async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
-  const started = await startReceiver(...args);
-  receivers.push(started);
-  return started;
-}
-
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
-
-async function finalState(
-  repository: MockRepository | { getDelivery(id: string): Promise<Delivery> },
-  id: string,
-) {
-  return waitFor(async () => {
-    const delivery = await repository.getDelivery(id);
-    return delivery.status === 'pending' ? null : delivery;
-  });
-}
+const { receiver } = useHarness();
 
 describe('delivering a webhook', () => {
   it('POSTs the exact body with every go-hookd and Standard Webhooks header, and records the attempt', async () => {
@@ -49,7 +29,7 @@ describe('delivering a webhook', () => {
     });
 
     const [request] = await target.waitForRequests(1);
-    const done = await finalState(repository, queued.id);
+    const done = await waitForFinal(repository, queued.id);
     expect(done.status).toBe('success');
     expect(done.completedAt).toBeInstanceOf(Date);
     expect(done.attemptCount).toBe(1);
@@ -110,7 +90,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload: {},
     });
-    const done = await finalState(repository, queued.id);
+    const done = await waitForFinal(repository, queued.id);
     expect(done.status).toBe('dead_letter');
     expect(done.attemptCount).toBe(1);
     expect(target.requests).toHaveLength(1);
@@ -137,7 +117,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload: { n: 1 },
     });
-    const done = await finalState(repository, queued.id);
+    const done = await waitForFinal(repository, queued.id);
     expect(done.status).toBe('success');
     expect(done.attemptCount).toBe(2);
     expect(target.requests.map((r) => r.headers['x-webhook-attempt'])).toEqual(['1', '2']);
@@ -183,7 +163,7 @@ describe('delivering a webhook', () => {
       );
     }
     for (const delivery of queued)
-      expect((await finalState(repository, delivery.id)).status).toBe('success');
+      expect((await waitForFinal(repository, delivery.id)).status).toBe('success');
     for (const [path, backoff] of [
       ['/short', 100],
       ['/long', 400],
@@ -216,7 +196,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload: {},
     });
-    await finalState(repository, queued.id);
+    await waitForFinal(repository, queued.id);
     const [first, second] = target.requests;
     expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(950);
 
@@ -237,7 +217,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload: {},
     });
-    expect((await finalState(repository, second429.id)).status).toBe('success');
+    expect((await waitForFinal(repository, second429.id)).status).toBe('success');
     const gap = capped.requests[1]!.receivedAt - capped.requests[0]!.receivedAt;
     expect(gap).toBeGreaterThanOrEqual(250);
     expect(gap).toBeLessThan(3_000);
@@ -260,7 +240,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload: {},
     });
-    const done = await finalState(repository, queued.id);
+    const done = await waitForFinal(repository, queued.id);
     expect(done.status).toBe('dead_letter');
     const attempts = await manager.getDeliveryAttempts(queued.id);
     expect(attempts.map((a) => [a.statusCode, a.error])).toEqual([
@@ -285,7 +265,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload: {},
     });
-    const done = await finalState(repository, queued.id);
+    const done = await waitForFinal(repository, queued.id);
     expect(done.status).toBe('dead_letter');
     expect(target.requests).toHaveLength(2);
     expect(elsewhere.requests).toHaveLength(0);
@@ -295,10 +275,7 @@ describe('delivering a webhook', () => {
   });
 
   it('retries when the receiver is down, recording an error without internal addresses', async () => {
-    const gone = await receiver();
-    const url = gone.url('/down');
-    await gone.close();
-    receivers.splice(receivers.indexOf(gone), 1);
+    const url = await unreachableUrl('/down');
     const { manager, repository } = await startManager({ defaultMaxRetries: 3 });
     const subscription = await manager.createSubscription({
       tenantId: 't',
@@ -311,7 +288,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload: {},
     });
-    const done = await finalState(repository, queued.id);
+    const done = await waitForFinal(repository, queued.id);
     expect(done.status).toBe('dead_letter');
     const attempts = await manager.getDeliveryAttempts(queued.id);
     expect(attempts).toHaveLength(3);
@@ -337,7 +314,7 @@ describe('delivering a webhook', () => {
       eventType: 'x.y',
       payload,
     });
-    await finalState(repository, queued.id);
+    await waitForFinal(repository, queued.id);
     expect(target.requests[0]!.body.equals(Buffer.from(JSON.stringify(payload)))).toBe(true);
 
     const missing = manager.queueDelivery({
@@ -399,7 +376,7 @@ describe('delivering a webhook', () => {
       payload: {},
     });
     const [request] = await target.waitForRequests(1);
-    await finalState(repository, queued.id);
+    await waitForFinal(repository, queued.id);
     expect(request!.headers['authorization']).toBe('Bearer abc');
     expect(request!.headers['x-custom']).toBe('yes');
     expect(request!.headers['content-type']).toBe('application/vnd.acme+json');
@@ -425,7 +402,7 @@ describe('delivering a webhook', () => {
       payload: {},
       metadata: { region: 'eu', priority: 1, extra: true },
     });
-    await finalState(repository, matching.id);
+    await waitForFinal(repository, matching.id);
     await expect(
       manager.queueDelivery({
         subscriptionId: subscription.id,
@@ -517,7 +494,7 @@ describe('delivering a webhook', () => {
     await manager.resumeSubscription(subscription.id);
     await target.waitForRequests(1);
     expect(Date.now() - resumedAt).toBeLessThan(2_000);
-    expect((await finalState(repository, queued.id)).status).toBe('success');
+    expect((await waitForFinal(repository, queued.id)).status).toBe('success');
   });
 
   it('queues before start and delivers once started', async () => {
@@ -543,8 +520,8 @@ describe('delivering a webhook', () => {
     });
     expect((await repository.getDelivery(queued.id)).status).toBe('pending');
     await manager.start();
-    await finalState(repository, queued.id);
-    expect((await finalState(repository, inline.id)).status).toBe('success');
+    await waitForFinal(repository, queued.id);
+    expect((await waitForFinal(repository, inline.id)).status).toBe('success');
   });
 
   it('reports a duplicate idempotency key as a conflict naming the original delivery', async () => {
@@ -572,7 +549,7 @@ describe('delivering a webhook', () => {
       .catch((error: unknown) => error);
     expect(isHookdError(second, 'HOOKD_ERR_DUPLICATE_IDEMPOTENCY_KEY')).toBe(true);
     expect((second as { details: { deliveryId: string } }).details.deliveryId).toBe(first.id);
-    await finalState(repository, first.id);
+    await waitForFinal(repository, first.id);
     expect(target.requests).toHaveLength(1);
     expect(target.requests[0]!.headers['x-webhook-idempotency-key']).toBe('order-42');
   });
@@ -594,7 +571,7 @@ describe('delivering a webhook', () => {
       payload: {},
       idempotencyKey: 'k 1',
     });
-    await finalState(repository, queued.id);
+    await waitForFinal(repository, queued.id);
     expect(target.requests.map((r) => r.headers['x-webhook-idempotency-key'])).toEqual([
       'k 1',
       'k 1',
@@ -627,14 +604,14 @@ describe('delivering a webhook', () => {
       if (outcome.status === 'rejected')
         expect(isHookdError(outcome.reason, 'HOOKD_ERR_DUPLICATE_IDEMPOTENCY_KEY')).toBe(true);
     }
-    await finalState(repository, (accepted[0] as PromiseFulfilledResult<Delivery>).value.id);
+    await waitForFinal(repository, (accepted[0] as PromiseFulfilledResult<Delivery>).value.id);
     // Another, later delivery arriving proves the worker ran after the duplicates were refused.
     const later = await manager.queueDelivery({
       subscriptionId: subscription.id,
       eventType: 'x.y',
       payload: { later: true },
     });
-    await finalState(repository, later.id);
+    await waitForFinal(repository, later.id);
     expect(
       target.requests.filter((r) => r.headers['x-webhook-idempotency-key'] === 'same'),
     ).toHaveLength(1);
@@ -744,7 +721,7 @@ describe('inline deliveries', () => {
       url: target.url('/inline'),
       maxAttempts: 2,
     });
-    const done = await finalState(repository, queued.id);
+    const done = await waitForFinal(repository, queued.id);
     expect(done.status).toBe('success');
     const [first, second] = target.requests;
     expect(first!.headers['x-webhook-subscription-id']).toBe('');
@@ -763,7 +740,7 @@ describe('inline deliveries', () => {
       eventType: 'x.y',
       payload: { a: 1 },
     });
-    await finalState(repository, queued.id);
+    await waitForFinal(repository, queued.id);
     const [request] = target.requests;
     expect(
       quick(
@@ -805,6 +782,6 @@ describe('inline deliveries', () => {
       maxRetries: 0,
     });
     expect(queued.maxAttempts).toBe(2);
-    expect((await finalState(repository, queued.id)).attemptCount).toBe(2);
+    expect((await waitForFinal(repository, queued.id)).attemptCount).toBe(2);
   });
 });

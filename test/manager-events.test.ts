@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   InProcessEventBus,
@@ -10,24 +10,13 @@ import {
   type DeliveryQueuedEvent,
   type Topic,
 } from '../src/index.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
-import { fastConfig, startManager, stopAll } from './helpers/manager.js';
+import { fastConfig, startManager } from './helpers/manager.js';
+import { useHarness } from './helpers/harness.js';
 import { nextEvent, recordEvents, waitFor } from './helpers/wait.js';
 
 const SECRET = 'events-secret';
 const ALL_TOPICS = Object.values(TOPICS) as Topic[];
-const receivers: Receiver[] = [];
-
-async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
-  const started = await startReceiver(...args);
-  receivers.push(started);
-  return started;
-}
-
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
+const { receiver } = useHarness();
 
 describe('events', () => {
   it('publishes queued → started → success with the attempt fields', async () => {

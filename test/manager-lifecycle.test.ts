@@ -1,23 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { HookdError, Manager, MockRepository, type Repository } from '../src/index.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
-import { fastConfig, startManager, stopAll } from './helpers/manager.js';
+import { fastConfig, startManager } from './helpers/manager.js';
+import { useHarness } from './helpers/harness.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const SECRET = 'lifecycle-secret';
-const receivers: Receiver[] = [];
-
-async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
-  const started = await startReceiver(...args);
-  receivers.push(started);
-  return started;
-}
-
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
+const { receiver } = useHarness();
 
 describe('constructing a manager', () => {
   it('refuses invalid configuration naming the field', () => {

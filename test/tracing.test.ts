@@ -9,14 +9,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { Manager, MockRepository } from '../src/index.js';
 import { redactedUrl } from '../src/telemetry/tracing.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
-import { fastConfig, startManager, stopAll } from './helpers/manager.js';
+import { unreachableUrl } from './helpers/receiver.js';
+import { useHarness } from './helpers/harness.js';
+import { fastConfig, startManager } from './helpers/manager.js';
 import { waitFor } from './helpers/wait.js';
 
 const exporter = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 const tracer = provider.getTracer('node-hookd-test');
-const receivers: Receiver[] = [];
+const { receiver } = useHarness();
 
 beforeAll(() => {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -24,19 +25,16 @@ beforeAll(() => {
 afterAll(() => {
   context.disable();
 });
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
+afterEach(() => {
   exporter.reset();
 });
 
 describe('OpenTelemetry tracing', () => {
   it('traces each attempt as a CLIENT span linked to the span that queued it, and sends its traceparent', async () => {
     let calls = 0;
-    const target = await startReceiver(
+    const target = await receiver(
       (_request, response) => void response.writeHead(++calls === 1 ? 500 : 200).end(),
     );
-    receivers.push(target);
     const { manager, repository } = await startManager({}, new MockRepository(), { tracer });
     const subscription = await manager.createSubscription({
       tenantId: 'acme',
@@ -101,16 +99,13 @@ describe('OpenTelemetry tracing', () => {
   });
 
   it('records transport failures as errors and sends no traceparent without a tracer', async () => {
-    const target = await startReceiver();
-    receivers.push(target);
+    const target = await receiver();
     const { manager, repository } = await startManager(
       { defaultMaxRetries: 1 },
       new MockRepository(),
       { tracer },
     );
-    const closed = await startReceiver();
-    const url = closed.url('/gone');
-    await closed.close();
+    const url = await unreachableUrl('/gone');
     const subscription = await manager.createSubscription({
       tenantId: 't',
       url,

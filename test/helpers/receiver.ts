@@ -107,3 +107,11 @@ export async function startReceiver(responder: Responder = ok): Promise<Receiver
     },
   };
 }
+
+/** A loopback URL on a port nothing listens on (a receiver that is down). */
+export async function unreachableUrl(path = '/'): Promise<string> {
+  const probe = await startReceiver();
+  const url = probe.url(path);
+  await probe.close();
+  return url;
+}
