@@ -107,6 +107,7 @@ export {
 } from './secret.js';
 
 export { MockRepository, type MockRepositoryOptions } from './repository/memory-repository.js';
+export * from './postgres.js';
 export type {
   AttemptCompletion,
   CircuitEventInput,

@@ -1,0 +1,217 @@
+import { HookdError } from '../errors.js';
+import { isConnectionError } from './pg-errors.js';
+import {
+  PG_TYPES,
+  type PgPool,
+  type PgPoolClient,
+  type PgQueryable,
+  type PgQueryResult,
+} from './pg-types.js';
+
+/**
+ * How a repository view runs its statements. Every SQL statement is written once (in
+ * `postgres-queries.ts`) and run through one of these, whichever connection it belongs to: the
+ * repository's pool, a transaction's checked-out client, or the caller's own client.
+ */
+
+/** One result row, values parsed by node-hookd's type parsers. */
+export type Row = Readonly<Record<string, unknown>>;
+
+/** Runs statements. */
+export interface Runner {
+  /** Runs one statement with `$n` parameters; returns its rows. */
+  rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]>;
+  /**
+   * Runs `work` atomically: in a transaction of its own on a pool, inside the enclosing one on a
+   * transaction's or caller's client.
+   */
+  transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T>;
+}
+
+/** Maps a driver error to a `HookdError`. */
+export type ErrorMapper = (error: unknown) => Error;
+
+/** Throws when the view may no longer run statements (closed repository, finished transaction). */
+export type Guard = () => void;
+
+async function run(
+  target: PgQueryable,
+  text: string,
+  values: readonly unknown[] | undefined,
+  mapError: ErrorMapper,
+): Promise<PgQueryResult> {
+  try {
+    return await target.query(
+      values === undefined ? { text, types: PG_TYPES } : { text, values, types: PG_TYPES },
+    );
+  } catch (error) {
+    throw mapError(error);
+  }
+}
+
+/** Statements on a client that already belongs to a transaction (ours or the caller's). */
+export class ClientRunner implements Runner {
+  readonly #client: PgQueryable;
+  readonly #mapError: ErrorMapper;
+  readonly #guard: Guard;
+
+  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard) {
+    this.#client = client;
+    this.#mapError = mapError;
+    this.#guard = guard;
+  }
+
+  async rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
+    this.#guard();
+    return (await run(this.#client, text, values, this.#mapError)).rows;
+  }
+
+  transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
+    // The enclosing transaction makes the work atomic; committing is its owner's call.
+    return work(this);
+  }
+}
+
+/** An open transaction on a pool connection, with the means to finish it. */
+export interface OpenTransaction {
+  readonly runner: Runner;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+}
+
+/** Statements on a pool: each one on whichever connection is free. */
+export class PoolRunner implements Runner {
+  readonly #pool: PgPool;
+  readonly #mapError: ErrorMapper;
+  readonly #guard: Guard;
+
+  constructor(pool: PgPool, mapError: ErrorMapper, guard: Guard) {
+    this.#pool = pool;
+    this.#mapError = mapError;
+    this.#guard = guard;
+  }
+
+  async rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
+    this.#guard();
+    return (await run(this.#pool, text, values, this.#mapError)).rows;
+  }
+
+  async transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
+    const tx = await this.begin(this.#guard);
+    try {
+      const result = await work(tx.runner);
+      await tx.commit();
+      return result;
+    } catch (error) {
+      await tx.rollback();
+      throw error;
+    }
+  }
+
+  /**
+   * Checks out a connection and starts a transaction on it. `guard` decides when the
+   * transaction's statements are refused (e.g. after commit).
+   */
+  async begin(guard: Guard): Promise<OpenTransaction> {
+    this.#guard();
+    let client: PgPoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw this.#mapError(error);
+    }
+    try {
+      await run(client, 'BEGIN', undefined, this.#mapError);
+    } catch (error) {
+      client.release(error instanceof Error ? error : true);
+      throw error;
+    }
+    let released = false;
+    const release = (error?: unknown) => {
+      if (released) return;
+      released = true;
+      // A connection that broke mid-transaction must not go back to the pool.
+      client.release(
+        error !== undefined && isConnectionError((error as { cause?: unknown }).cause ?? error),
+      );
+    };
+    return {
+      runner: new ClientRunner(client, this.#mapError, guard),
+      commit: async () => {
+        try {
+          await run(client, 'COMMIT', undefined, this.#mapError);
+          release();
+        } catch (error) {
+          release(error);
+          throw error;
+        }
+      },
+      rollback: async () => {
+        if (released) return;
+        try {
+          await run(client, 'ROLLBACK', undefined, this.#mapError);
+          release();
+        } catch (error) {
+          // The server rolls back a transaction whose connection is gone: nothing to report.
+          release(error);
+        }
+      },
+    };
+  }
+}
+
+/**
+ * Statements on one client the application handed to the constructor (not a pool): they run one
+ * at a time, and a transaction keeps every other statement out until it has finished, so no
+ * unrelated statement ever joins (or is rolled back with) it.
+ */
+export class SerialClientRunner implements Runner {
+  readonly #client: PgQueryable;
+  readonly #mapError: ErrorMapper;
+  readonly #guard: Guard;
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard) {
+    this.#client = client;
+    this.#mapError = mapError;
+    this.#guard = guard;
+  }
+
+  rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
+    return this.#exclusive(async () => {
+      this.#guard();
+      return (await run(this.#client, text, values, this.#mapError)).rows;
+    });
+  }
+
+  transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
+    return this.#exclusive(async () => {
+      this.#guard();
+      await run(this.#client, 'BEGIN', undefined, this.#mapError);
+      try {
+        const result = await work(new ClientRunner(this.#client, this.#mapError, this.#guard));
+        await run(this.#client, 'COMMIT', undefined, this.#mapError);
+        return result;
+      } catch (error) {
+        await run(this.#client, 'ROLLBACK', undefined, this.#mapError).catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(task, task);
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** The error every statement of a closed repository or finished transaction gets. */
+export function closedError(what: 'repository' | 'transaction'): HookdError {
+  return new HookdError(
+    'HOOKD_ERR_DATABASE',
+    what === 'repository'
+      ? 'repository is closed'
+      : 'transaction is already committed or rolled back',
+  );
+}
