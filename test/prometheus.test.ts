@@ -10,6 +10,7 @@ import {
   InProcessEventBus,
   Manager,
   MockRepository,
+  PostgresRepository,
   fanOut,
   type Config,
   type DeliveryAttemptEvent,
@@ -19,6 +20,8 @@ import {
   type Topic,
 } from 'node-hookd';
 import { PrometheusCollector } from 'node-hookd/prometheus';
+
+import { createTestSchema, randomPrefix } from './helpers/postgres-schema.js';
 
 // ── Fixtures ─────────────────────────────────────────────────────────────────────────────────
 
@@ -35,6 +38,20 @@ const REPOSITORIES: readonly RepositoryFixture[] = [
   {
     name: 'MockRepository',
     create: async () => ({ repository: new MockRepository(), dispose: async () => undefined }),
+  },
+  {
+    name: 'PostgresRepository',
+    create: async () => {
+      const schema = await createTestSchema(randomPrefix('prom'));
+      const repository = new PostgresRepository(schema.url, { tablePrefix: schema.prefix });
+      return {
+        repository,
+        dispose: async () => {
+          await repository.close();
+          await schema.drop();
+        },
+      };
+    },
   },
 ];
 
