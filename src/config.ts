@@ -128,7 +128,9 @@ const configSchema = z.strictObject({
   queueDepthIntervalMs: int(0),
 });
 
-const FIELD_ORDER = Object.keys(configSchema.shape);
+const FIELD_ORDER = Object.keys(configSchema.shape) as Array<keyof typeof configSchema.shape>;
+
+type MutableConfig = { -readonly [K in keyof Config]: Config[K] };
 
 function configError(field: string, message: string): HookdError {
   return new HookdError('HOOKD_ERR_INVALID_CONFIG', `invalid config: ${field} ${message}`, {
@@ -148,42 +150,48 @@ export function resolveConfig(overrides: Partial<Config> = {}): ResolvedConfig {
   }
   const merged: Record<string, unknown> = { ...DEFAULTS };
   for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined) merged[key] = value;
+    if (value === undefined) continue;
+    // Judged by own key, before anything else: an own `__proto__` key (as JSON.parse makes) is
+    // refused like any other unknown key instead of silently replacing the prototype.
+    if (!Object.hasOwn(DEFAULTS, key)) {
+      throw configError(key === '' ? '""' : key, 'is not a config field');
+    }
+    merged[key] = value;
   }
-  const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => {
-      const field = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path[0];
-      return { field: String(field ?? 'config'), issue };
-    });
-    const rank = (field: string) => {
-      const index = FIELD_ORDER.indexOf(field);
-      return index === -1 ? -1 : index;
-    };
-    issues.sort((a, b) => rank(a.field) - rank(b.field));
-    const first = issues[0]!;
-    const message =
-      first.issue.code === 'unrecognized_keys' ? 'is not a config field' : first.issue.message;
-    throw configError(first.field, message);
-  }
-  const config: Config = { ...parsed.data };
-  applyIdleDefaults(config, overrides);
-  checkClaimLease(config);
-  if (config.defaultInitialBackoffMs >= config.defaultMaxBackoffMs) {
-    throw configError(
-      'defaultInitialBackoffMs',
-      `must be less than defaultMaxBackoffMs (${config.defaultMaxBackoffMs})`,
-    );
+  // One field at a time in go-hookd's order, each followed by the rules that relate it to the
+  // fields before it, so that when several values are wrong the first one in that order is named.
+  const config = {} as MutableConfig;
+  for (const field of FIELD_ORDER) {
+    const parsed = (configSchema.shape[field] as z.ZodType).safeParse(merged[field]);
+    if (!parsed.success) throw configError(field, parsed.error.issues[0]!.message);
+    (config as Record<string, unknown>)[field] = parsed.data;
+    switch (field) {
+      case 'queueIdleMaxInterval':
+        applyIdleCeiling(config, overrides);
+        break;
+      case 'queueIdleBackoffFactor':
+        if (config.queueIdleBackoffFactor === 0)
+          config.queueIdleBackoffFactor = DEFAULTS.queueIdleBackoffFactor;
+        break;
+      case 'claimLeaseMs':
+        checkClaimLease(config);
+        break;
+      case 'defaultMaxBackoffMs':
+        if (config.defaultInitialBackoffMs >= config.defaultMaxBackoffMs) {
+          throw configError(
+            'defaultInitialBackoffMs',
+            `must be less than defaultMaxBackoffMs (${config.defaultMaxBackoffMs})`,
+          );
+        }
+        break;
+      default:
+        break;
+    }
   }
   return Object.freeze(config);
 }
 
-function applyIdleDefaults(
-  config: { -readonly [K in keyof Config]: Config[K] },
-  overrides: Partial<Config>,
-): void {
-  if (config.queueIdleBackoffFactor === 0)
-    config.queueIdleBackoffFactor = DEFAULTS.queueIdleBackoffFactor;
+function applyIdleCeiling(config: MutableConfig, overrides: Partial<Config>): void {
   const explicitCeiling = overrides.queueIdleMaxInterval;
   if (explicitCeiling === undefined || explicitCeiling === 0) {
     // Only the default ceiling follows a long poll interval up; an explicit one is the user's word.

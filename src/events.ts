@@ -183,11 +183,21 @@ export class InProcessEventBus implements EventBus {
       try {
         const result = (handler as EventHandler<T>)(event);
         if (result && typeof result.then === 'function') {
-          result.then(undefined, (error: unknown) => this.#onSubscriberError(error, topic));
+          result.then(undefined, (error: unknown) => this.#report(error, topic));
         }
       } catch (error) {
-        this.#onSubscriberError(error, topic);
+        this.#report(error, topic);
       }
+    }
+  }
+
+  // The reporter is the application's code too (a logger): if it throws, the error must neither
+  // reach the publisher, nor skip the remaining handlers, nor become an unhandled rejection.
+  #report(error: unknown, topic: Topic): void {
+    try {
+      this.#onSubscriberError(error, topic);
+    } catch {
+      // Nothing left to tell.
     }
   }
 

@@ -14,10 +14,10 @@ export function serializeJsonObject(
   field: string,
   maxBytes: number,
 ): { body: string; object: JsonObject } {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  if (value === null || typeof value !== 'object' || isArray(value)) {
     throw invalidArgument(field, `${field} must be a JSON object`);
   }
-  let body: string;
+  let body: string | undefined;
   try {
     body = JSON.stringify(value, (key: string, nested: unknown) => {
       switch (typeof nested) {
@@ -45,6 +45,11 @@ export function serializeJsonObject(
       `${field} is not valid JSON: ${reason.replace(/^Converting circular structure.*/s, 'it contains a cycle')}`,
     );
   }
+  // A Date, a boxed primitive or a `toJSON` method can turn an object into a string, an array or
+  // nothing at all: what is sent must still be a JSON object.
+  if (body === undefined || !body.startsWith('{')) {
+    throw invalidArgument(field, `${field} must be a JSON object`);
+  }
   const size = Buffer.byteLength(body, 'utf8');
   if (size > maxBytes) {
     throw invalidArgument(
@@ -53,6 +58,15 @@ export function serializeJsonObject(
     );
   }
   return { body, object: JSON.parse(body) as JsonObject };
+}
+
+// Array.isArray throws for a revoked Proxy; such a value then fails in JSON.stringify instead.
+function isArray(value: unknown): boolean {
+  try {
+    return Array.isArray(value);
+  } catch {
+    return false;
+  }
 }
 
 function describeKey(key: string): string {

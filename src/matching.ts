@@ -42,7 +42,15 @@ export function matchesMetadata(
   if (!filters) return true;
   for (const [key, expected] of Object.entries(filters)) {
     if (!metadata || !Object.hasOwn(metadata, key)) return false;
-    if (formatFilterValue(metadata[key]) !== expected) return false;
+    let actual: string;
+    try {
+      actual = formatFilterValue(metadata[key]);
+    } catch {
+      // A value that cannot be rendered (a cycle, a throwing getter or toJSON, extreme nesting)
+      // equals no filter string.
+      return false;
+    }
+    if (actual !== expected) return false;
   }
   return true;
 }

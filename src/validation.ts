@@ -47,6 +47,11 @@ const MAX_BACKOFF_LIMIT_MS = 30 * 24 * 60 * 60 * 1000;
 /** Largest backoff factor. */
 const MAX_BACKOFF_FACTOR = 1000;
 const MAX_FILTER_VALUE_LENGTH = 2048;
+/**
+ * Longest age ("older than") a cleanup or purge may name: the range of a JavaScript Date, so that
+ * `now - age` is always a valid cutoff (a longer one would become an Invalid Date).
+ */
+const MAX_AGE_MS = 8.64e15;
 
 const byteLength = (value: string) => Buffer.byteLength(value, 'utf8');
 
@@ -121,6 +126,22 @@ const idempotencyKeySchema = z
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Tab and printable ASCII: no CR, LF or NUL, so a value can never split or smuggle a header.
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+
+// zod's record drops an own `__proto__` key (as JSON.parse makes) without a word; refuse it, so
+// that no header or filter the caller sent silently goes missing.
+const withoutProtoKey = <T extends z.ZodType>(schema: T) =>
+  z
+    .unknown()
+    .superRefine((value, context) => {
+      if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+        context.addIssue({
+          code: 'custom',
+          message: 'must not use the key "__proto__"',
+          path: ['__proto__'],
+        });
+      }
+    })
+    .pipe(schema);
 
 const headersSchema = z
   .record(z.string(), z.string({ error: 'must be a string' }), {
@@ -207,11 +228,14 @@ const statusSchema = z.enum(
   },
 );
 
+// A key that is the empty string is shown as "" in a dotted field, so a field is never empty.
+const pathSegment = (key: PropertyKey) => (key === '' ? '""' : String(key));
+
 function firstIssue(error: z.ZodError): HookdError {
   const issue = error.issues[0]!;
-  const path = issue.path.map(String);
+  const path = issue.path.map(pathSegment);
   if (issue.code === 'unrecognized_keys') {
-    const field = [...path, issue.keys[0]!].join('.');
+    const field = [...path, pathSegment(issue.keys[0]!)].join('.');
     return invalidArgument(field, `${field} is not a known field`);
   }
   const field = path.length > 0 ? path.join('.') : 'request';
@@ -219,10 +243,20 @@ function firstIssue(error: z.ZodError): HookdError {
 }
 
 function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw invalidArgument('request', `${what} must be an object`);
+  let result: z.ZodSafeParseResult<T>;
+  try {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw invalidArgument('request', `${what} must be an object`);
+    }
+    result = schema.safeParse(input);
+  } catch (error) {
+    if (error instanceof HookdError) throw error;
+    // A getter or Proxy trap of the caller's object threw while it was being read.
+    throw new HookdError('HOOKD_ERR_INVALID_ARGUMENT', `${what} could not be read`, {
+      field: 'request',
+      cause: error,
+    });
   }
-  const result = schema.safeParse(input);
   if (!result.success) throw firstIssue(result.error);
   return result.data;
 }
@@ -280,9 +314,9 @@ const createSubscriptionSchema = z.strictObject({
   url: requiredString(),
   secret: secretSchema,
   eventTypes: eventTypesSchema,
-  filters: filtersSchema.optional(),
+  filters: withoutProtoKey(filtersSchema).optional(),
   retryPolicy: retryPolicySchema.optional(),
-  headers: headersSchema.optional(),
+  headers: withoutProtoKey(headersSchema).optional(),
   metadata: z.unknown().optional(),
 });
 
@@ -338,9 +372,9 @@ const updateSubscriptionSchema = z.strictObject({
   eventTypes: eventTypesSchema.optional(),
   status: statusSchema.optional(),
   retryPolicy: retryPolicySchema.optional(),
-  headers: headersSchema.optional(),
+  headers: withoutProtoKey(headersSchema).optional(),
   metadata: z.unknown().optional(),
-  filters: filtersSchema.optional(),
+  filters: withoutProtoKey(filtersSchema).optional(),
 });
 
 /** An update request after validation (URL normalised; unspecified fields absent). */
@@ -569,7 +603,7 @@ export function validateDeadLetterFilter(input: unknown): DeadLetterFilter {
 const purgeFilterSchema = z.strictObject({
   tenantId: z.string({ error: 'must be a string' }).optional(),
   subscriptionId: z.string({ error: 'must be a string' }).optional(),
-  olderThanMs: int(0, Number.MAX_SAFE_INTEGER).optional(),
+  olderThanMs: int(0, MAX_AGE_MS).optional(),
 });
 
 /** Validates a dead-letter purge filter: the tenant is mandatory, `olderThanMs` non-negative. */
@@ -580,8 +614,11 @@ export function validatePurgeFilter(input: unknown): PurgeFilter {
 
 /** Validates a cleanup age ("older than") argument. */
 export function requireAge(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw invalidArgument(field, `${field} must be a non-negative integer (milliseconds)`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_AGE_MS) {
+    throw invalidArgument(
+      field,
+      `${field} must be a non-negative integer (milliseconds) of at most ${MAX_AGE_MS}`,
+    );
   }
   return value;
 }

@@ -71,6 +71,20 @@ export interface DeliveryHeaderInput {
 
 const EMPTY_KEY = new Uint8Array(0);
 
+/**
+ * The Standard Webhooks key of a secret, or null when it has none: a `whsec_` secret whose rest is
+ * not canonical base64 is refused by every Standard Webhooks library (and by `node-hookd/verify`),
+ * so such a request carries the go-hookd signature only instead of failing the attempt.
+ */
+function standardKeyOf(secret: string): Uint8Array | null {
+  if (secret === '') return EMPTY_KEY;
+  try {
+    return standardWebhookKey(secret);
+  } catch {
+    return null;
+  }
+}
+
 /** Builds the signed request headers of one attempt. */
 export function buildDeliveryHeaders(input: DeliveryHeaderInput): Record<string, string> {
   const headers = new Map<string, [name: string, value: string]>();
@@ -83,13 +97,15 @@ export function buildDeliveryHeaders(input: DeliveryHeaderInput): Record<string,
   }
 
   const timestamp = String(input.timestampSeconds);
-  const standardKey = input.secret === '' ? EMPTY_KEY : standardWebhookKey(input.secret);
+  const standardKey = standardKeyOf(input.secret);
   set(STANDARD_ID_HEADER, input.deliveryId);
   set(STANDARD_TIMESTAMP_HEADER, timestamp);
-  set(
-    STANDARD_SIGNATURE_HEADER,
-    `${STANDARD_SIGNATURE_VERSION},${signStandard(standardKey, input.deliveryId, timestamp, input.body)}`,
-  );
+  if (standardKey !== null) {
+    set(
+      STANDARD_SIGNATURE_HEADER,
+      `${STANDARD_SIGNATURE_VERSION},${signStandard(standardKey, input.deliveryId, timestamp, input.body)}`,
+    );
+  }
   set(TIMESTAMP_HEADER, timestamp);
   set(SIGNATURE_HEADER, signGoHookd(input.secret, timestamp, input.body));
   set(DELIVERY_ID_HEADER, input.deliveryId);
