@@ -50,8 +50,11 @@ export const ID_RANDOM_LENGTH = 21;
 
 /** Event type of the connectivity test `testSubscription` sends. */
 export const TEST_PING_EVENT_TYPE = 'test.ping';
-/** Delivery id carried by test pings. */
-export const TEST_PING_DELIVERY_ID = 'test_ping';
+/**
+ * Prefix of the delivery id of test pings (`test_` + 21-character nanoid). Each ping has its own
+ * id: Standard Webhooks ids are unique per message, and receivers deduplicate on them.
+ */
+export const TEST_PING_ID_PREFIX = 'test';
 /** Message of the test ping body. */
 export const TEST_PING_MESSAGE = 'This is a test webhook from node-hookd to verify your endpoint.';
 /** Per-subscription cooldown between two `testSubscription` calls on one manager. */

@@ -197,6 +197,8 @@ export interface PurgeFilter {
 /** Outcome of `testSubscription`. */
 export interface TestResult {
   readonly success: boolean;
+  /** The ping's delivery id (`test_…`, sent as `webhook-id`), to find it in the receiver's logs. */
+  readonly pingId: string;
   /** 0 when no response arrived. */
   readonly statusCode: number;
   readonly responseTimeMs: number;

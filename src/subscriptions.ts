@@ -1,6 +1,5 @@
 import {
   MAX_TEST_RESPONSE_BODY_LENGTH,
-  TEST_PING_DELIVERY_ID,
   TEST_PING_EVENT_TYPE,
   TEST_PING_MESSAGE,
   TEST_SUBSCRIPTION_COOLDOWN_MS,
@@ -9,7 +8,7 @@ import { sendWebhook } from './delivery/http-sender.js';
 import { buildDeliveryHeaders } from './delivery/request-headers.js';
 import { HookdError } from './errors.js';
 import type { AuditEvent } from './events.js';
-import { generateSubscriptionId } from './ids.js';
+import { generateSubscriptionId, generateTestPingId } from './ids.js';
 import type { Subscription, SubscriptionStatus, TestResult } from './models.js';
 import { subscriptionRecord } from './records.js';
 import type { ServiceContext } from './service-context.js';
@@ -118,6 +117,7 @@ export class SubscriptionService {
     // The cooldown slot is taken only after the lookup, so unknown ids cannot grow the map.
     this.#takeTestSlot(subscription.id);
 
+    const pingId = generateTestPingId();
     const timestampSeconds = Math.floor(Date.now() / 1000);
     const body = JSON.stringify({
       message: TEST_PING_MESSAGE,
@@ -130,7 +130,7 @@ export class SubscriptionService {
         ref: subscription.secret,
         tenantId: subscription.tenantId,
         subscriptionId: subscription.id,
-        deliveryId: TEST_PING_DELIVERY_ID,
+        deliveryId: pingId,
         idempotencyKey: null,
       });
       if (typeof secret !== 'string' || (secret === '' && !context.emptySecretAllowed))
@@ -138,6 +138,7 @@ export class SubscriptionService {
     } catch {
       return {
         success: false,
+        pingId,
         statusCode: 0,
         responseTimeMs: 0,
         responseBody: null,
@@ -145,7 +146,7 @@ export class SubscriptionService {
       };
     }
     const headers = buildDeliveryHeaders({
-      deliveryId: TEST_PING_DELIVERY_ID,
+      deliveryId: pingId,
       subscriptionId: subscription.id,
       eventType: TEST_PING_EVENT_TYPE,
       attemptNumber: 1,
@@ -165,6 +166,7 @@ export class SubscriptionService {
     if (response.failure !== null) {
       return {
         success: false,
+        pingId,
         statusCode: 0,
         responseTimeMs: response.durationMs,
         responseBody: null,
@@ -174,6 +176,7 @@ export class SubscriptionService {
     const success = response.statusCode >= 200 && response.statusCode <= 299;
     return {
       success,
+      pingId,
       statusCode: response.statusCode,
       responseTimeMs: response.durationMs,
       responseBody: response.body,

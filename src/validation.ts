@@ -15,6 +15,7 @@ import {
   MIN_EVENT_TYPE_LENGTH,
   MIN_SECRET_LENGTH,
 } from './constants.js';
+import { STANDARD_SECRET_PREFIX, standardWebhookKey } from '../verify/signature.js';
 import { isReservedHeaderName } from './delivery/request-headers.js';
 import { parseDestinationUrl, type EgressPolicy } from './delivery/egress-policy.js';
 import { HookdError, invalidArgument } from './errors.js';
@@ -106,13 +107,30 @@ const eventTypesSchema = z
     error: `must list at most ${MAX_EVENT_TYPES_PER_SUBSCRIPTION} event types`,
   });
 
+/**
+ * A `whsec_` secret is a promise to Standard Webhooks receivers that the rest is base64 of the
+ * key; one that is not could never produce a signature they accept.
+ */
+function isUsableStandardSecret(value: string): boolean {
+  if (!value.startsWith(STANDARD_SECRET_PREFIX)) return true;
+  try {
+    standardWebhookKey(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const WHSEC_MESSAGE = `starts with ${STANDARD_SECRET_PREFIX} but the rest is not padded base64 of the key (use generateSecret())`;
+
 const secretSchema = requiredString()
   .refine((value) => byteLength(value) >= MIN_SECRET_LENGTH, {
     error: `must be at least ${MIN_SECRET_LENGTH} characters`,
   })
   .refine((value) => byteLength(value) <= MAX_SECRET_LENGTH, {
     error: `must be at most ${MAX_SECRET_LENGTH} bytes`,
-  });
+  })
+  .refine(isUsableStandardSecret, { error: WHSEC_MESSAGE });
 
 const idempotencyKeySchema = z
   .string({ error: 'must be a string' })
@@ -478,6 +496,7 @@ const queueInlineSchema = z.strictObject({
     .refine((value) => byteLength(value) <= MAX_SECRET_LENGTH, {
       error: `must be at most ${MAX_SECRET_LENGTH} bytes`,
     })
+    .refine(isUsableStandardSecret, { error: WHSEC_MESSAGE })
     .optional(),
   tenantId: tenantIdSchema,
   eventType: eventTypeSchema,

@@ -207,7 +207,7 @@ describe('subscriptions', () => {
 });
 
 describe('testSubscription', () => {
-  it('sends a signed test.ping with delivery id test_ping and reports the answer', async () => {
+  it('sends a signed test.ping with its own test_ id and reports the answer', async () => {
     const target = await receiver((_request, response) => void response.writeHead(200).end('pong'));
     const manager = idleManager();
     const subscription = await manager.createSubscription({
@@ -226,14 +226,16 @@ describe('testSubscription', () => {
     });
     expect(result.responseTimeMs).toBeGreaterThanOrEqual(0);
     const [request] = target.requests;
-    expect(request!.headers['x-webhook-delivery-id']).toBe('test_ping');
+    expect(result.pingId).toMatch(/^test_[A-Za-z0-9_-]{21}$/);
+    expect(request!.headers['x-webhook-delivery-id']).toBe(result.pingId);
+    expect(request!.headers['webhook-id']).toBe(result.pingId);
     expect(request!.headers['x-webhook-attempt']).toBe('1');
     expect(request!.headers['x-webhook-event-type']).toBe('test.ping');
     expect(request!.headers['x-webhook-idempotency-key']).toBeUndefined();
     expect(request!.headers['x-custom']).toBe('yes');
     expect(
       verifyWebhook({ secret: SECRET, headers: request!.headers, body: request!.body }).id,
-    ).toBe('test_ping');
+    ).toBe(result.pingId);
     const body = JSON.parse(request!.body.toString()) as Record<string, unknown>;
     expect(Object.keys(body)).toEqual(['message', 'timestamp', 'type']);
     expect(body).toMatchObject({ message: TEST_PING_MESSAGE, type: 'test.ping' });

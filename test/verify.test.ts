@@ -67,11 +67,12 @@ function codeOf(fn: () => unknown): WebhookVerificationErrorCode {
   return failure(fn).code;
 }
 
+/** Verifies with scheme detection (`'auto'`), so one helper exercises both schemes. */
 function verify(
   headers: HeadersLike,
   options: Partial<VerifyWebhookOptions> = {},
 ): ReturnType<typeof verifyWebhook> {
-  return verifyWebhook({ secret: SECRET, headers, body: BODY, now, ...options });
+  return verifyWebhook({ secret: SECRET, headers, body: BODY, now, scheme: 'auto', ...options });
 }
 
 /** Drops the headers of one scheme, to address the other. */
@@ -163,10 +164,30 @@ describe('verifyWebhook: round trips', () => {
     expect(result).toEqual({
       scheme: 'standard',
       id: ID,
+      idSigned: true,
       timestamp: new Date(NOW_MS),
       ageMs: 42_000,
       eventType: 'order.paid',
       attempt: 3,
+    });
+  });
+
+  it('requires the Standard Webhooks signature by default, and says when an id is unsigned', () => {
+    const goOnly = headersFor({ schemes: ['go-hookd'] });
+    const error = failure(() =>
+      verifyWebhook({ secret: SECRET, headers: goOnly, body: BODY, now }),
+    );
+    expect(error.code).toBe('missing_signature');
+    expect(error.message).toContain('webhook-signature');
+    // A replay stripped of the standard headers cannot choose its id unnoticed.
+    const replayed = { ...goOnly, 'x-webhook-delivery-id': 'dlv_replayed' };
+    const detected = verify(replayed);
+    expect(detected).toMatchObject({ scheme: 'go-hookd', id: 'dlv_replayed', idSigned: false });
+    // With both present, the go-hookd scheme reports its own (unsigned) header, not webhook-id.
+    const both = { ...headersFor(), 'x-webhook-delivery-id': 'dlv_other' };
+    expect(verify(both, { scheme: 'go-hookd' })).toMatchObject({
+      id: 'dlv_other',
+      idSigned: false,
     });
   });
 

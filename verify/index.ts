@@ -45,8 +45,12 @@ export const FUTURE_TOLERANCE_MS = 60_000;
 export type WebhookScheme = 'standard' | 'go-hookd';
 
 /**
- * Which signature to check: `'auto'` picks Standard Webhooks when `webhook-signature` is present,
- * else go-hookd.
+ * Which signature to check. `'standard'` (the default) requires the Standard Webhooks signature,
+ * which every node-hookd request carries and which covers the delivery id. `'go-hookd'` checks
+ * only `X-Webhook-Signature` (for go-hookd senders); `'auto'` takes Standard Webhooks when
+ * `webhook-signature` is present, else go-hookd. The go-hookd signature does not cover the
+ * delivery id: a replay within the age window can carry an id of the replayer's choosing, so a
+ * receiver that deduplicates on the id should pin `'standard'` (see `VerifiedWebhook.idSigned`).
  */
 export type VerifyScheme = 'auto' | WebhookScheme;
 
@@ -85,7 +89,7 @@ export interface VerifyWebhookOptions {
   maxAgeMs?: number;
   /** Accept timestamps more than {@link FUTURE_TOLERANCE_MS} in the future. Default `false`. */
   allowFuture?: boolean;
-  /** Which signature to check. Default `'auto'`. */
+  /** Which signature to check. Default `'standard'`. */
   scheme?: VerifyScheme;
   /** The current time in epoch milliseconds; for tests. Default `Date.now`. */
   now?: () => number;
@@ -96,10 +100,15 @@ export interface VerifiedWebhook {
   /** The scheme whose signature matched. */
   scheme: WebhookScheme;
   /**
-   * The delivery id: `webhook-id`, else `X-Webhook-Delivery-Id`. Covered by the signature only in
-   * the standard scheme. Use it to drop duplicate deliveries.
+   * The delivery id: `webhook-id` in the standard scheme, `X-Webhook-Delivery-Id` in the go-hookd
+   * scheme. Use it to drop duplicate deliveries — when {@link VerifiedWebhook.idSigned} is true.
    */
   id: string | undefined;
+  /**
+   * Whether the signature covers {@link VerifiedWebhook.id}: true in the standard scheme. In the
+   * go-hookd scheme the id is an unsigned header that a replayer could change.
+   */
+  idSigned: boolean;
   /** The signed timestamp. */
   timestamp: Date;
   /** How old the webhook is, in milliseconds; slightly negative when the sender's clock is ahead. */
@@ -457,7 +466,7 @@ interface Settings {
 }
 
 function settingsOf(options: WebhookOptions): Settings {
-  const scheme = options.scheme ?? 'auto';
+  const scheme = options.scheme ?? 'standard';
   if (scheme !== 'auto' && scheme !== 'standard' && scheme !== 'go-hookd') {
     throw unknownScheme(scheme);
   }
@@ -570,7 +579,8 @@ function verifyWith(
 
   return {
     scheme,
-    id: id ?? nonEmpty(header(DELIVERY_ID, false)),
+    id: scheme === 'standard' ? id : nonEmpty(header(DELIVERY_ID, false)),
+    idSigned: scheme === 'standard',
     timestamp: new Date(timestampMs),
     ageMs,
     eventType: nonEmpty(header(EVENT_TYPE, false)),

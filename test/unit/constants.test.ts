@@ -79,7 +79,7 @@ describe('constants', () => {
     expect(constants.ID_PREFIX).toEqual({ subscription: 'sub', delivery: 'dlv', attempt: 'att' });
     expect(constants.ID_RANDOM_LENGTH).toBe(21);
     expect(constants.TEST_PING_EVENT_TYPE).toBe('test.ping');
-    expect(constants.TEST_PING_DELIVERY_ID).toBe('test_ping');
+    expect(constants.TEST_PING_ID_PREFIX).toBe('test');
     expect(constants.TEST_SUBSCRIPTION_COOLDOWN_MS).toBe(10_000);
     expect(constants.INLINE_IDEMPOTENCY_SCOPE_PREFIX).toBe('inline:');
     expect(constants.DELIVERY_BOOKKEEPING_TIMEOUT_MS).toBe(10_000);
