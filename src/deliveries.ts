@@ -234,16 +234,30 @@ export function inlineIdempotencyScope(tenantId: string, url: string): string {
   return `${INLINE_IDEMPOTENCY_SCOPE_PREFIX}${digest}`;
 }
 
-/** Checks the outer shape of a batch request (go-hookd §1.7). */
-export function batchItems<T>(request: unknown, field: string): readonly T[] {
+/**
+ * Checks the outer shape of a batch request (go-hookd §1.7) and returns a dense copy of its
+ * list: holes in a sparse array become `undefined` items (reported per item), and a list that
+ * cannot even be read (a throwing getter, a revoked proxy) is a validation error.
+ */
+export function batchItems<T>(request: unknown, field: string): ReadonlyArray<T | undefined> {
   if (request === null || typeof request !== 'object')
     throw invalidArgument('request', 'request is required');
-  const items = (request as Record<string, unknown>)[field];
-  if (!Array.isArray(items)) throw invalidArgument(field, `${field} must be an array`);
+  let items: unknown[];
+  try {
+    const list = (request as Record<string, unknown>)[field];
+    if (!Array.isArray(list)) throw invalidArgument(field, `${field} must be an array`);
+    items = Array.from(list as unknown[]);
+  } catch (error) {
+    if (isHookdError(error)) throw error;
+    throw new HookdError('HOOKD_ERR_INVALID_ARGUMENT', `${field} could not be read`, {
+      field,
+      cause: error,
+    });
+  }
   if (items.length === 0) throw invalidArgument(field, `at least one item is required in ${field}`);
   if (items.length > MAX_BATCH_ITEMS)
     throw invalidArgument(field, `batch size exceeds maximum (${MAX_BATCH_ITEMS})`);
-  return items as T[];
+  return items as Array<T | undefined>;
 }
 
 /** A serialisable per-item error. */

@@ -229,7 +229,21 @@ export class InProcessEventBus implements EventBus {
  * however many buses there are. Subscribe to a member bus directly to see only its traffic.
  */
 export function fanOut(...buses: EventBus[]): EventBus {
-  const local = new InProcessEventBus();
+  // The combined bus's own subscribers are isolated like any InProcessEventBus's. Errors they
+  // throw during publish are rethrown with the member buses' ones, so the manager logs them; a
+  // promise one returns that rejects later has no caller left to tell, so it becomes a process
+  // warning rather than vanishing.
+  let collecting: unknown[] | null = null;
+  const local = new InProcessEventBus({
+    onSubscriberError: (error, topic) => {
+      if (collecting) collecting.push(error);
+      else {
+        process.emitWarning(`node-hookd event subscriber failed on ${topic}: ${String(error)}`, {
+          code: 'HOOKD_SUBSCRIBER_ERROR',
+        });
+      }
+    },
+  });
   return {
     publish(topic, event) {
       const errors: unknown[] = [];
@@ -240,10 +254,18 @@ export function fanOut(...buses: EventBus[]): EventBus {
           errors.push(error);
         }
       }
-      local.publish(topic, event);
+      collecting = errors;
+      try {
+        local.publish(topic, event);
+      } finally {
+        collecting = null;
+      }
       if (errors.length === 1) throw errors[0];
       if (errors.length > 1) {
-        throw new AggregateError(errors, `${errors.length} event buses failed on ${topic}`);
+        throw new AggregateError(
+          errors,
+          `${errors.length} event buses or subscribers failed on ${topic}`,
+        );
       }
     },
     subscribe(topic, handler) {

@@ -41,16 +41,20 @@ const CLEANUP_FILTER_KEYS: ReadonlySet<string> = new Set([
  * must hold at least one real constraint (`allTenants` alone would mean "delete everything"),
  * and `createdBefore` must be after `createdAfter`. Unlike go-hookd, every field is also
  * type-checked and unknown keys are refused: a misspelt constraint would otherwise be ignored and
- * widen a deletion.
+ * widen a deletion. Returns the validated copy, which callers use instead of their input.
  */
-export function validateCleanupFilter(
-  filter: CleanupFilter | null | undefined,
-): asserts filter is CleanupFilter {
+export function validateCleanupFilter(filter: CleanupFilter | null | undefined): CleanupFilter {
   if (filter === null || filter === undefined || typeof filter !== 'object') {
     throw invalidArgument('filter', 'cleanup filter is required');
   }
+  let snapshot: CleanupFilter;
   try {
-    checkCleanupFilter(filter);
+    // Validate and use one copy, read once: a getter could otherwise show the check one value
+    // and the delete statement another.
+    const copy: Record<string, unknown> = { ...filter };
+    if (Array.isArray(copy['status'])) copy['status'] = [...(copy['status'] as unknown[])];
+    snapshot = copy;
+    checkCleanupFilter(snapshot);
   } catch (error) {
     if (error instanceof HookdError) throw error;
     // A getter or Proxy trap of the caller's object threw while it was being read.
@@ -59,6 +63,7 @@ export function validateCleanupFilter(
       cause: error,
     });
   }
+  return snapshot;
 }
 
 function checkCleanupFilter(filter: CleanupFilter): void {

@@ -6,7 +6,8 @@ import type { JsonObject } from './models.js';
  * on every attempt, so the bytes that were signed never drift between attempts, and what
  * `getDelivery()` returns is exactly what receivers get. Values JSON cannot carry faithfully are
  * refused instead of silently changed: `NaN`/`Infinity` (JSON would write `null`), `bigint`
- * (JSON.stringify throws), functions and symbols (JSON would drop them), and cycles. Objects
+ * (JSON.stringify throws), functions and symbols (JSON would drop them), Maps and Sets (JSON
+ * would write `{}`), and cycles. Objects
  * with a `toJSON` method (like `Date`) are serialised through it, as JSON.stringify does.
  */
 export function serializeJsonObject(
@@ -34,6 +35,14 @@ export function serializeJsonObject(
           throw new TypeError(
             `${describeKey(key)} is a ${typeof nested}, which JSON cannot represent`,
           );
+        case 'object':
+          // JSON.stringify writes Maps and Sets as {}: their entries would vanish unnoticed.
+          if (nested instanceof Map || nested instanceof Set) {
+            throw new TypeError(
+              `${describeKey(key)} is a ${nested instanceof Map ? 'Map' : 'Set'}; convert it to an object or array`,
+            );
+          }
+          return nested;
         default:
           return nested;
       }

@@ -9,6 +9,7 @@ import type {
   MaintenanceStats,
 } from './models.js';
 import type { ServiceContext } from './service-context.js';
+import { HookdError, invalidArgument } from './errors.js';
 import { requireAge } from './validation.js';
 
 /** Options of the cleanup calls. */
@@ -33,13 +34,14 @@ export class MaintenanceService {
   }
 
   async cleanupDeliveries(
-    filter: CleanupFilter,
-    options: CleanupOptions = {},
+    input: CleanupFilter,
+    options?: CleanupOptions | null,
   ): Promise<CleanupResult> {
-    validateCleanupFilter(filter);
+    const filter = validateCleanupFilter(input);
+    const dryRun = dryRunOf(options);
     const started = performance.now();
     const { repository } = this.#context;
-    if (options.dryRun === true) {
+    if (dryRun) {
       const count = await repository.countDeliveriesByFilter(filter);
       return {
         deliveriesDeleted: count,
@@ -72,7 +74,7 @@ export class MaintenanceService {
   async cleanupByStatus(
     statuses: readonly DeliveryStatus[],
     olderThanMs: number,
-    options: CleanupOptions = {},
+    options?: CleanupOptions | null,
   ): Promise<CleanupResult> {
     const age = requireAge(olderThanMs, 'olderThanMs');
     return this.cleanupDeliveries(
@@ -81,10 +83,11 @@ export class MaintenanceService {
     );
   }
 
-  async cleanupIdempotencyKeys(options: CleanupOptions = {}): Promise<IdempotencyCleanupResult> {
+  async cleanupIdempotencyKeys(options?: CleanupOptions | null): Promise<IdempotencyCleanupResult> {
+    const dryRun = dryRunOf(options);
     const started = performance.now();
     const { repository } = this.#context;
-    if (options.dryRun === true) {
+    if (dryRun) {
       const count = await repository.countExpiredIdempotencyKeys();
       return { keysDeleted: count, durationMs: elapsed(started), dryRun: true };
     }
@@ -102,6 +105,24 @@ export class MaintenanceService {
     }
     return { keysDeleted: deleted, durationMs: elapsed(started), dryRun: false };
   }
+}
+
+function dryRunOf(options: CleanupOptions | null | undefined): boolean {
+  if (options === undefined || options === null) return false;
+  if (typeof options !== 'object') throw invalidArgument('options', 'options must be an object');
+  let dryRun: unknown;
+  try {
+    dryRun = options.dryRun;
+  } catch (error) {
+    throw new HookdError('HOOKD_ERR_INVALID_ARGUMENT', 'options.dryRun could not be read', {
+      field: 'options.dryRun',
+      cause: error,
+    });
+  }
+  if (dryRun !== undefined && typeof dryRun !== 'boolean') {
+    throw invalidArgument('options.dryRun', 'dryRun must be a boolean');
+  }
+  return dryRun === true;
 }
 
 function elapsed(started: number): number {

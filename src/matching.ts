@@ -13,14 +13,14 @@ export function isWildcardPattern(pattern: string): boolean {
 
 /**
  * Whether `eventType` matches `pattern`: `*` matches everything; `order.*` matches any type
- * starting with `order.` (so `order.created` and `order.item.added`, but not `order` or
- * `orders.x`); anything else is exact, case-sensitive equality.
+ * starting with `order.` (so `order.created` and `order.item.added` — and `order.` itself, as in
+ * go-hookd — but not `order` or `orders.x`); anything else is exact, case-sensitive equality.
  */
 export function matchEventType(pattern: string, eventType: string): boolean {
   if (pattern === WILDCARD_ALL) return true;
   if (pattern.endsWith(SUFFIX_WILDCARD)) {
     const prefix = pattern.slice(0, -1); // keep the dot: "order."
-    return eventType.length > prefix.length && eventType.startsWith(prefix);
+    return eventType.startsWith(prefix);
   }
   return pattern === eventType;
 }

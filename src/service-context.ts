@@ -40,9 +40,18 @@ export interface TransactionOptions {
 /** The repository to use for one call: the caller's transaction, or the manager's own. */
 export function repositoryFor(
   context: ServiceContext,
-  options: TransactionOptions | undefined,
+  options: TransactionOptions | undefined | null,
 ): Repository {
-  if (options?.client === undefined || options.client === null) return context.repository;
+  let client: unknown;
+  try {
+    client = options?.client;
+  } catch (error) {
+    throw new HookdError('HOOKD_ERR_INVALID_ARGUMENT', 'options.client could not be read', {
+      field: 'client',
+      cause: error,
+    });
+  }
+  if (client === undefined || client === null) return context.repository;
   if (!context.repository.withClient) {
     throw new HookdError(
       'HOOKD_ERR_UNSUPPORTED',
@@ -52,5 +61,18 @@ export function repositoryFor(
       },
     );
   }
-  return context.repository.withClient(options.client);
+  try {
+    return context.repository.withClient(client);
+  } catch (error) {
+    if (error instanceof HookdError) throw error;
+    // A client object that throws while being inspected (a hostile proxy) is bad input.
+    throw new HookdError(
+      'HOOKD_ERR_INVALID_ARGUMENT',
+      'options.client is not a usable database client',
+      {
+        field: 'client',
+        cause: error,
+      },
+    );
+  }
 }

@@ -32,7 +32,7 @@ export class SubscriptionService {
     this.#context = context;
   }
 
-  async create(request: CreateSubscriptionRequest): Promise<Subscription> {
+  async create(request: CreateSubscriptionRequest | undefined): Promise<Subscription> {
     const { repository, egressPolicy, defaultPolicy } = this.#context;
     const valid = validateCreateSubscription(request, egressPolicy, defaultPolicy);
     const now = new Date();
@@ -81,14 +81,39 @@ export class SubscriptionService {
     const changed = changedFields(current, next, changes.status !== undefined);
     if (changed.length === 0) return current;
     const updated = subscriptionRecord({ ...next, updatedAt: new Date() });
-    await repository.updateSubscription(updated);
-    if (changed.includes('status') && updated.status === 'active') {
-      // Deliveries held while the subscription was paused or disabled go out now.
-      const woken = await repository.wakeSubscriptionDeliveries(id);
-      if (woken > 0) this.#context.wake();
+    if (current.status !== 'active' && updated.status === 'active') {
+      await this.#activate(updated);
+    } else {
+      await repository.updateSubscription(updated);
     }
     this.#audit('audit.subscription_updated', updated, changed);
     return updated;
+  }
+
+  /**
+   * Writes a subscription that becomes active and, in the same transaction, makes the deliveries
+   * it held while paused or disabled due now: either both happen or neither does.
+   */
+  async #activate(updated: Subscription): Promise<void> {
+    const { repository, logger } = this.#context;
+    const tx = await repository.beginTx();
+    let woken: number;
+    try {
+      await tx.updateSubscription(updated);
+      woken = await tx.wakeSubscriptionDeliveries(updated.id);
+      await tx.commit();
+    } catch (error) {
+      await tx
+        .rollback()
+        .catch((rollbackError: unknown) =>
+          logger.warn(
+            { error: rollbackError, subscriptionId: updated.id },
+            'rollback after a failed resume failed',
+          ),
+        );
+      throw error;
+    }
+    if (woken > 0) this.#context.wake();
   }
 
   async setStatus(id: string, status: SubscriptionStatus): Promise<Subscription> {

@@ -160,8 +160,31 @@ export type WebhookOptions = Omit<VerifyWebhookOptions, 'secret' | 'secrets' | '
  * ```
  */
 export function verifyWebhook(options: VerifyWebhookOptions): VerifiedWebhook {
-  const secrets = collectSecrets(options.secret, options.secrets);
-  return verifyWith(secrets, undefined, settingsOf(options), options.headers, options.body);
+  return documentedErrors(() => {
+    const secrets = collectSecrets(options.secret, options.secrets);
+    return verifyWith(secrets, undefined, settingsOf(options), options.headers, options.body);
+  });
+}
+
+/**
+ * Keeps the promise of the public functions: they fail with a {@link WebhookVerificationError}
+ * for a webhook that does not verify, and a `TypeError` or `RangeError` for inputs that are not
+ * what the types say. Anything else an input throws while being read (a hostile proxy, a
+ * throwing getter) becomes such a `TypeError`, with the original error as its cause.
+ */
+function documentedErrors<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (
+      error instanceof WebhookVerificationError ||
+      error instanceof TypeError ||
+      error instanceof RangeError
+    ) {
+      throw error;
+    }
+    throw new TypeError('The arguments could not be read.', { cause: error });
+  }
 }
 
 /**
@@ -253,7 +276,9 @@ export class Webhook {
    * @throws {@link WebhookVerificationError} as {@link verifyWebhook}.
    */
   verify(body: BodyLike, headers: HeadersLike): VerifiedWebhook {
-    return verifyWith(this.#secrets, this.#standardKeys, this.#settings, headers, body);
+    return documentedErrors(() =>
+      verifyWith(this.#secrets, this.#standardKeys, this.#settings, headers, body),
+    );
   }
 }
 
@@ -308,6 +333,10 @@ export interface SignatureResult {
  * ```
  */
 export function signature(params: SignatureParams): SignatureResult {
+  return documentedErrors(() => signatureUnguarded(params));
+}
+
+function signatureUnguarded(params: SignatureParams): SignatureResult {
   if (typeof params.secret !== 'string' || params.secret === '') throw noSecret();
   if (typeof params.signature !== 'string' || params.signature === '') {
     throw new WebhookVerificationError(
@@ -359,7 +388,9 @@ export function quick(
   payload: string | Uint8Array,
   signature: string,
 ): boolean {
-  return timingSafeEqualText(signGoHookd(secret, timestamp, rawBody(payload)), signature);
+  return documentedErrors(() =>
+    timingSafeEqualText(signGoHookd(secret, timestamp, rawBody(payload)), signature),
+  );
 }
 
 /** Parameters of {@link createSignatureHeaders}. */
@@ -398,6 +429,10 @@ export interface SignatureHeadersParams {
  * ```
  */
 export function createSignatureHeaders(params: SignatureHeadersParams): Record<string, string> {
+  return documentedErrors(() => signatureHeadersUnguarded(params));
+}
+
+function signatureHeadersUnguarded(params: SignatureHeadersParams): Record<string, string> {
   collectSecrets(params.secret, undefined);
   if (typeof params.id !== 'string' || params.id === '') {
     throw new WebhookVerificationError('missing_id', 'Pass the delivery id as `id`.');
@@ -653,6 +688,26 @@ function headerReader(headers: HeadersLike): HeaderLookup {
       `headers must be a Headers object or a record of header values, not ${describe(headers)}.`,
     );
   }
+  // A headers object that throws while being read (a hostile proxy, a broken getter) is a
+  // misuse of the options, reported as such rather than as the caller's own error.
+  const unreadable = (name: string, error: unknown) =>
+    new TypeError(`headers could not be read (looking up ${name}).`, { cause: error });
+  let read: HeaderLookup;
+  try {
+    read = rawHeaderReader(headers);
+  } catch (error) {
+    throw unreadable('get', error);
+  }
+  return (name, joinValues) => {
+    try {
+      return read(name, joinValues);
+    } catch (error) {
+      throw unreadable(name, error);
+    }
+  };
+}
+
+function rawHeaderReader(headers: object): HeaderLookup {
   if (typeof (headers as { get?: unknown }).get === 'function') {
     // Web Headers (any implementation) look names up case-insensitively and already join
     // repeated headers, with ", " (handled by the signature parser).

@@ -45,46 +45,64 @@ export async function sendWebhook(
   dispatcher: Dispatcher,
   webhook: WebhookRequest,
 ): Promise<WebhookResponse> {
-  const timeout = AbortSignal.timeout(webhook.timeoutMs);
-  const signal = webhook.signal ? AbortSignal.any([timeout, webhook.signal]) : timeout;
+  // One controller and one plain timer per request. (AbortSignal.timeout + AbortSignal.any cost
+  // several times more per request — weak references, a registry, a timer of their own — and
+  // showed up as ~5 % of the sender's CPU at a few thousand requests per second.)
+  const controller = new AbortController();
+  const deadline = { passed: false };
+  const timer = setTimeout(() => {
+    deadline.passed = true;
+    controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+  }, webhook.timeoutMs);
+  // Like AbortSignal.timeout's timer, this one never keeps the process alive on its own.
+  timer.unref();
+  const external = webhook.signal;
+  const onExternalAbort = () => controller.abort(external?.reason);
+  if (external?.aborted) onExternalAbort();
+  else external?.addEventListener('abort', onExternalAbort, { once: true });
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  let response: Dispatcher.ResponseData;
   try {
-    response = await request(webhook.url, {
-      dispatcher,
-      method: 'POST',
-      headers: webhook.headers,
-      body: webhook.body,
-      signal,
-      headersTimeout: webhook.timeoutMs,
-      bodyTimeout: webhook.timeoutMs,
-    });
-  } catch (error) {
-    const failure = classifyFailure(error, timeout, webhook.signal);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(webhook.url, {
+        dispatcher,
+        method: 'POST',
+        headers: webhook.headers,
+        body: webhook.body,
+        signal: controller.signal,
+        headersTimeout: webhook.timeoutMs,
+        bodyTimeout: webhook.timeoutMs,
+      });
+    } catch (error) {
+      const failure = classifyFailure(error, deadline.passed, external);
+      return {
+        statusCode: 0,
+        headers: {},
+        body: null,
+        durationMs: elapsed(),
+        error: describeFailure(failure, error, webhook.timeoutMs),
+        failure: failure.kind,
+        retryAfter: null,
+      };
+    }
+    // The status line and headers are the receiver's answer; the body is informational, so a
+    // body that fails or times out half-way does not change what the attempt means.
+    const captured = await readCappedBody(response.body, webhook.bodyLimit);
+    const retryAfter = response.headers['retry-after'];
     return {
-      statusCode: 0,
-      headers: {},
-      body: null,
+      statusCode: response.statusCode,
+      headers: captureHeaders(response.headers),
+      body: captured.text,
       durationMs: elapsed(),
-      error: describeFailure(failure, error, webhook.timeoutMs),
-      failure: failure.kind,
-      retryAfter: null,
+      error: null,
+      failure: null,
+      retryAfter: (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null,
     };
+  } finally {
+    clearTimeout(timer);
+    external?.removeEventListener('abort', onExternalAbort);
   }
-  // The status line and headers are the receiver's answer; the body is informational, so a body
-  // that fails or times out half-way does not change what the attempt means.
-  const captured = await readCappedBody(response.body, webhook.bodyLimit);
-  const retryAfter = response.headers['retry-after'];
-  return {
-    statusCode: response.statusCode,
-    headers: captureHeaders(response.headers),
-    body: captured.text,
-    durationMs: elapsed(),
-    error: null,
-    failure: null,
-    retryAfter: (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null,
-  };
 }
 
 interface ClassifiedFailure {
@@ -94,14 +112,14 @@ interface ClassifiedFailure {
 
 function classifyFailure(
   error: unknown,
-  timeout: AbortSignal,
+  timedOut: boolean,
   external: AbortSignal | undefined,
 ): ClassifiedFailure {
   const code = errorCode(error);
   // The guard reports both refusals (policy) and failures to reach an allowed address with one
   // error code; only a refusal is an egress decision, the rest is an ordinary connection failure.
   if (findEgressRefusalCause(error) !== undefined) return { kind: 'egress_refused', code };
-  if (timeout.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+  if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return { kind: 'timeout', code };
   }
   if (external?.aborted) return { kind: 'aborted', code };

@@ -420,6 +420,7 @@ export class MockRepository implements Repository {
         'HOOKD_ERR_DELIVERY_NOT_DEAD_LETTER',
         'delivery must be in dead_letter status to retry',
         {
+          field: 'deliveryId',
           details: { deliveryId: id, status: row.status },
         },
       );
@@ -445,6 +446,7 @@ export class MockRepository implements Repository {
         'HOOKD_ERR_CANNOT_RETRY_SUCCESSFUL',
         'cannot retry a successful delivery',
         {
+          field: 'deliveryId',
           details: { deliveryId: id },
         },
       );
@@ -567,15 +569,15 @@ export class MockRepository implements Repository {
 
   // ── Maintenance ──────────────────────────────────────────────────────────────────────────
 
-  async countDeliveriesByFilter(filter: CleanupFilter): Promise<number> {
+  async countDeliveriesByFilter(input: CleanupFilter): Promise<number> {
     this.#check('countDeliveriesByFilter');
-    validateCleanupFilter(filter);
+    const filter = validateCleanupFilter(input);
     return this.#cleanupMatches(filter).length;
   }
 
-  async deleteDeliveriesByFilter(filter: CleanupFilter): Promise<DeletedCounts> {
+  async deleteDeliveriesByFilter(input: CleanupFilter): Promise<DeletedCounts> {
     this.#check('deleteDeliveriesByFilter');
-    validateCleanupFilter(filter);
+    const filter = validateCleanupFilter(input);
     let attempts = 0;
     const matches = this.#cleanupMatches(filter);
     for (const row of matches) {

@@ -85,6 +85,18 @@ const ATTEMPT_FIELDS = [
 const columns = (fields: readonly string[], alias: string, as = '') =>
   fields.map((field) => `${alias}.${field}${as === '' ? '' : ` AS ${as}${field}`}`).join(', ');
 
+/**
+ * The columns of `fields` of `alias`, each on one row per partition of window `window` and NULL
+ * on the rest of that partition's rows.
+ */
+const firstOfEach = (window: string, fields: readonly string[], alias: string, as: string) =>
+  fields
+    .map(
+      (field) =>
+        `CASE WHEN row_number() OVER ${window} = 1 THEN ${alias}.${field} END AS ${as}${field}`,
+    )
+    .join(', ');
+
 /** A millisecond count as an interval. */
 const ms = (value: string) => `(${value}::float8 * interval '1 millisecond')`;
 
@@ -283,6 +295,9 @@ export class PostgresQueries {
     //   it outlives this statement and its locks; it counts the attempt and sets the token.
     // - The same round trip returns what a worker needs: the body, the subscription as it is
     //   now, and the endpoint's circuit with "still parking?" decided on the database clock.
+    //   A batch mostly repeats a few subscriptions and endpoints: their columns come once, on
+    //   one row per subscription (and per endpoint), and as NULL on the others, so 200 claimed
+    //   rows do not mean 200 copies of the same JSON to send, decode and parse.
     this.claim = `
       WITH due AS (
         SELECT id, COALESCE(next_retry_at, created_at) AS due_at
@@ -298,17 +313,22 @@ export class PostgresQueries {
             next_retry_at = now() + ${ms('$2')},
             claim_token = $3
         FROM due
-        WHERE d.id = due.id
+        -- The id list makes the target an index lookup per claimed row: joined to \`due\` alone,
+        -- the planner (counting on 200 rows from the CTE) chose a hash join over a sequential
+        -- scan of the whole table, every claim paying for every retained row.
+        WHERE d.id = ANY(ARRAY(SELECT id FROM due)) AND d.id = due.id
         RETURNING ${deliveryColumns}, d.secret, d.claim_token, due.due_at
       )
-      SELECT c.*, p.body, p.trace_context,
-             ${columns(SUBSCRIPTION_FIELDS, 's', 's_')},
-             ${columns(CIRCUIT_FIELDS, 'cb', 'cb_')},
-             (cb.state = 'open' AND cb.next_retry_at > now()) AS cb_parking
+      SELECT ${columns(DELIVERY_FIELDS, 'c')}, c.secret, c.claim_token, p.body, p.trace_context,
+             s.id AS s_id, ${firstOfEach('ws', SUBSCRIPTION_FIELDS.slice(1), 's', 's_')},
+             cb.endpoint AS cb_endpoint, ${firstOfEach('wc', CIRCUIT_FIELDS.slice(1), 'cb', 'cb_')},
+             CASE WHEN row_number() OVER wc = 1
+                  THEN cb.state = 'open' AND cb.next_retry_at > now() END AS cb_parking
       FROM claimed c
       JOIN ${P} p ON p.delivery_id = c.id
       LEFT JOIN ${S} s ON s.id = c.subscription_id
       LEFT JOIN ${C} cb ON cb.endpoint = COALESCE(c.url, s.url)
+      WINDOW ws AS (PARTITION BY s.id), wc AS (PARTITION BY cb.endpoint)
       ORDER BY c.due_at, c.created_at`;
     // Fenced on (id, token, pending). The lease never moves backwards.
     this.renewClaim = `
@@ -331,7 +351,8 @@ export class PostgresQueries {
             attempt_count = CASE WHEN i.refund THEN GREATEST(d.attempt_count - 1, 0)
                                  ELSE d.attempt_count END
         FROM input i
-        WHERE d.id = i.id AND d.claim_token = i.claim_token AND d.status = 'pending'
+        -- IS TRUE: see completeAttempts.
+        WHERE d.id = i.id AND d.claim_token = i.claim_token AND (d.status = 'pending') IS TRUE
         RETURNING d.id, d.next_retry_at
       )
       SELECT count(*)::int AS released,
@@ -341,30 +362,38 @@ export class PostgresQueries {
       FROM released`;
     // A whole batch of finished attempts in one statement (perf.md: one completion statement
     // per batch is what lets the engine approach the ceiling):
+    // - its cost must follow the batch, not the table: the existence check is a per-row
+    //   subplan (OFFSET 0 keeps PostgreSQL from turning it into a join, which it planned as a
+    //   hash join over a sequential scan of every delivery ever retained), and the status test
+    //   of the UPDATE is written so that it cannot pick the partial claim index (a bitmap scan
+    //   of every pending row) over the primary key;
+    // - the batch travels as two JSON documents (JSON.stringify is native; node-postgres
+    //   escapes text arrays element by element in JavaScript, which cost more than the rest of
+    //   the write);
     // - every attempt row is kept (ON CONFLICT DO NOTHING makes a retried write harmless), as
     //   long as its delivery still exists;
     // - each delivery's new state is written only while its claim is still held.
     this.completeAttempts = `
       WITH input AS (
-        SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::bool[])
-          AS t(ord, delivery_id, claim_token, outcome, delay_ms, refund)
+        SELECT * FROM json_to_recordset($1::json)
+          AS t(ord int, delivery_id text, claim_token text, outcome text, delay_ms float8,
+               refund bool)
       ),
       new_attempts AS (
-        SELECT * FROM unnest($7::text[], $8::text[], $9::int[], $10::int[], $11::text[],
-                             $12::text[], $13::text[], $14::bigint[], $15::timestamptz[])
-          AS t(id, delivery_id, attempt_number, status_code, response_body, response_headers,
-               error, duration_ms, attempted_at)
+        SELECT * FROM json_to_recordset($2::json)
+          AS t(id text, delivery_id text, attempt_number int, status_code int, response_body text,
+               response_headers jsonb, error text, duration_ms bigint, attempted_at timestamptz)
       ),
       attempts AS (
         INSERT INTO ${A} (${ATTEMPT_FIELDS.join(', ')})
         SELECT a.id, a.delivery_id, a.attempt_number, a.status_code, a.response_body,
-               a.response_headers::jsonb, a.error, a.duration_ms, a.attempted_at
+               a.response_headers, a.error, a.duration_ms, a.attempted_at
         FROM new_attempts a
         -- No FOR KEY SHARE here: the UPDATE below modifies these rows in the same statement,
         -- and rows a statement has updated itself are skipped by a lock. A delivery deleted
         -- between this check and the foreign key check fails the batch, which the completion
         -- writer retries; the retry skips the vanished delivery.
-        WHERE EXISTS (SELECT 1 FROM ${D} d WHERE d.id = a.delivery_id)
+        WHERE EXISTS (SELECT 1 FROM ${D} d WHERE d.id = a.delivery_id OFFSET 0)
         ON CONFLICT DO NOTHING
       ),
       updated AS (
@@ -377,7 +406,9 @@ export class PostgresQueries {
                             END,
             claim_token = NULL
         FROM input i
-        WHERE d.id = i.delivery_id AND d.claim_token = i.claim_token AND d.status = 'pending'
+        WHERE d.id = i.delivery_id AND d.claim_token = i.claim_token
+          -- Same as \`d.status = 'pending'\`, but not provable from the claim index's predicate.
+          AND (d.status = 'pending') IS TRUE
         RETURNING i.ord, d.next_retry_at
       )
       SELECT i.ord, u.ord IS NOT NULL AS applied, u.next_retry_at

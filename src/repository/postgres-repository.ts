@@ -38,12 +38,14 @@ import { isPgPool, isPgQueryable, type PgPool, type PgQueryable } from './pg-typ
 import { WorkListener, type ListenClient, type ListenConnection } from './postgres-listener.js';
 import { PostgresQueries } from './postgres-queries.js';
 import {
+  collectSharedRecords,
   subscriptionValues,
   toAttempt,
   toCircuit,
   toClaimedDelivery,
   toDelivery,
   toSubscription,
+  type SharedRecords,
 } from './postgres-rows.js';
 import type {
   AttemptCompletion,
@@ -271,16 +273,11 @@ export abstract class PostgresStore implements Repository {
     // One token per claim statement: the fence compares (id, token), and every claim of a row
     // gets a new token, so a stale holder can never match.
     const rows = await this.#runner.rows(this.#q.claim, [limit, leaseMs, generateClaimToken()]);
-    // Rows of one subscription carry identical subscription columns: build each record once.
-    const subscriptions = new Map<string, Subscription>();
-    return rows.map((row) => {
-      const claimed = toClaimedDelivery(row);
-      if (!claimed.subscription) return claimed;
-      const known = subscriptions.get(claimed.subscription.id);
-      if (known) return { ...claimed, subscription: known };
-      subscriptions.set(claimed.subscription.id, claimed.subscription);
-      return claimed;
-    });
+    // Each subscription and circuit comes in full on one row of the batch (see the claim SQL):
+    // build each record once, then share it with every row that names it.
+    const shared: SharedRecords = { subscriptions: new Map(), circuits: new Map() };
+    for (const row of rows) collectSharedRecords(row, shared);
+    return rows.map((row) => toClaimedDelivery(row, shared));
   }
 
   async renewDeliveryClaim(deliveryId: string, claimToken: string, leaseMs: number): Promise<void> {
@@ -306,15 +303,17 @@ export abstract class PostgresStore implements Repository {
       completion.attempt ? [completion.attempt] : [],
     );
     const rows = await this.#runner.rows(this.#q.completeAttempts, [
-      completions.map((_, index) => index),
-      completions.map((completion) => completion.deliveryId),
-      completions.map((completion) => completion.claimToken),
-      completions.map((completion) => outcomeOf(completion)),
-      completions.map((completion) =>
-        completion.outcome.status === 'retry' ? completion.outcome.delayMs : null,
+      JSON.stringify(
+        completions.map((completion, index) => ({
+          ord: index,
+          delivery_id: completion.deliveryId,
+          claim_token: completion.claimToken,
+          outcome: outcomeOf(completion),
+          delay_ms: completion.outcome.status === 'retry' ? completion.outcome.delayMs : null,
+          refund: completion.refundAttempt === true,
+        })),
       ),
-      completions.map((completion) => completion.refundAttempt === true),
-      ...attemptColumns(attempts),
+      JSON.stringify(attempts.map(attemptRecord)),
     ]);
     const results = new Array<CompletionResult>(completions.length);
     for (const row of rows) {
@@ -333,7 +332,7 @@ export abstract class PostgresStore implements Repository {
       throw new HookdError(
         'HOOKD_ERR_DELIVERY_NOT_DEAD_LETTER',
         'delivery must be in dead_letter status to retry',
-        { details: { deliveryId: id, status: row['found_status'] } },
+        { field: 'deliveryId', details: { deliveryId: id, status: row['found_status'] } },
       );
     }
     return toDelivery(row);
@@ -348,6 +347,7 @@ export abstract class PostgresStore implements Repository {
         'HOOKD_ERR_CANNOT_RETRY_SUCCESSFUL',
         'cannot retry a successful delivery',
         {
+          field: 'deliveryId',
           details: { deliveryId: id },
         },
       );
@@ -479,15 +479,15 @@ export abstract class PostgresStore implements Repository {
 
   // ── Maintenance ──────────────────────────────────────────────────────────────────────────
 
-  async countDeliveriesByFilter(filter: CleanupFilter): Promise<number> {
-    validateCleanupFilter(filter);
+  async countDeliveriesByFilter(input: CleanupFilter): Promise<number> {
+    const filter = validateCleanupFilter(input);
     const { text, values } = this.#q.countDeliveries(filter);
     const [row] = await this.#runner.rows(text, values);
     return Number(row?.['n'] ?? 0);
   }
 
-  async deleteDeliveriesByFilter(filter: CleanupFilter): Promise<DeletedCounts> {
-    validateCleanupFilter(filter);
+  async deleteDeliveriesByFilter(input: CleanupFilter): Promise<DeletedCounts> {
+    const filter = validateCleanupFilter(input);
     const { text, values } = this.#q.deleteDeliveries(filter);
     const [row] = await this.#runner.rows(text, values);
     return {
@@ -954,18 +954,20 @@ function outcomeOf(completion: AttemptCompletion): string {
   return status;
 }
 
-function attemptColumns(attempts: readonly DeliveryAttempt[]): unknown[][] {
-  return [
-    attempts.map((attempt) => attempt.id),
-    attempts.map((attempt) => attempt.deliveryId),
-    attempts.map((attempt) => attempt.attemptNumber),
-    attempts.map((attempt) => attempt.statusCode),
-    attempts.map((attempt) => attempt.responseBody),
-    attempts.map((attempt) => JSON.stringify(attempt.responseHeaders)),
-    attempts.map((attempt) => attempt.error),
-    attempts.map((attempt) => Math.max(0, Math.round(attempt.durationMs))),
-    attempts.map((attempt) => attempt.attemptedAt),
-  ];
+/** One attempt as a row of the completion statement's JSON input. */
+function attemptRecord(attempt: DeliveryAttempt): Record<string, unknown> {
+  return {
+    id: attempt.id,
+    delivery_id: attempt.deliveryId,
+    attempt_number: attempt.attemptNumber,
+    status_code: attempt.statusCode,
+    response_body: attempt.responseBody,
+    response_headers: attempt.responseHeaders,
+    error: attempt.error,
+    duration_ms: Math.max(0, Math.round(attempt.durationMs)),
+    // An ISO string: the same instant, to the millisecond, as the Date itself.
+    attempted_at: attempt.attemptedAt,
+  };
 }
 
 function dateOrNull(value: unknown): Date | null {

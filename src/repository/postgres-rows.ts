@@ -12,7 +12,8 @@ import type {
 } from '../models.js';
 import { subscriptionRecord } from '../records.js';
 import type { Row } from './pg-runner.js';
-import type { ClaimedDelivery } from './repository.js';
+import { HookdError } from '../errors.js';
+import type { CircuitSnapshot, ClaimedDelivery } from './repository.js';
 
 /**
  * Row ↔ model mapping of `PostgresRepository`. Values arrive already parsed by node-hookd's own
@@ -113,17 +114,53 @@ export function toDelivery(row: Row): Delivery {
   return { ...toDeliveryFields(row), payload: JSON.parse(text(row['body'])) as JsonObject };
 }
 
-/** A claimed delivery from one row of the claim statement. */
-export function toClaimedDelivery(row: Row): ClaimedDelivery {
-  const hasSubscription = row['s_id'] !== null && row['s_id'] !== undefined;
-  const hasCircuit = row['cb_endpoint'] !== null && row['cb_endpoint'] !== undefined;
+/** Subscriptions and circuits of one claimed batch, by id and by endpoint. */
+export interface SharedRecords {
+  readonly subscriptions: Map<string, Subscription>;
+  readonly circuits: Map<string, CircuitSnapshot>;
+}
+
+/**
+ * Takes the subscription and circuit a claim row carries in full (one row per subscription and
+ * per endpoint does; the others name them by id and endpoint only).
+ */
+export function collectSharedRecords(row: Row, shared: SharedRecords): void {
+  const subscriptionId = row['s_id'];
+  if (typeof subscriptionId === 'string' && row['s_tenant_id'] != null) {
+    shared.subscriptions.set(subscriptionId, toSubscription(row, 's_'));
+  }
+  const endpoint = row['cb_endpoint'];
+  if (typeof endpoint === 'string' && row['cb_state'] != null) {
+    shared.circuits.set(endpoint, {
+      ...toCircuit(row, 'cb_'),
+      parking: row['cb_parking'] === true,
+    });
+  }
+}
+
+/**
+ * A claimed delivery from one row of the claim statement; its subscription and circuit come from
+ * `shared` (filled by {@link collectSharedRecords} over the whole batch first).
+ */
+export function toClaimedDelivery(row: Row, shared: SharedRecords): ClaimedDelivery {
+  const subscriptionId = row['s_id'];
+  const endpoint = row['cb_endpoint'];
+  const subscription =
+    typeof subscriptionId === 'string' ? shared.subscriptions.get(subscriptionId) : undefined;
+  const circuit = typeof endpoint === 'string' ? shared.circuits.get(endpoint) : undefined;
+  if (
+    (typeof subscriptionId === 'string' && !subscription) ||
+    (typeof endpoint === 'string' && !circuit)
+  ) {
+    throw new HookdError('HOOKD_ERR_INTERNAL', 'claim row names a record the batch did not carry');
+  }
   return {
     ...toDeliveryFields(row),
     body: text(row['body']),
     inlineSecret: textOrNull(row['secret']),
     claimToken: text(row['claim_token']),
-    subscription: hasSubscription ? toSubscription(row, 's_') : null,
-    circuit: hasCircuit ? { ...toCircuit(row, 'cb_'), parking: row['cb_parking'] === true } : null,
+    subscription: subscription ?? null,
+    circuit: circuit ?? null,
     traceContext: textOrNull(row['trace_context']),
   };
 }

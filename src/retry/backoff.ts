@@ -12,12 +12,9 @@ import type { RetryPolicy } from '../models.js';
  */
 export function calculateBackoff(attemptNumber: number, policy: RetryPolicy): number {
   if (attemptNumber <= 1) return Math.min(policy.initialBackoffMs, policy.maxBackoffMs);
-  let delay = policy.initialBackoffMs;
-  for (let step = 1; step < attemptNumber; step += 1) {
-    delay *= policy.backoffFactor;
-    if (delay >= policy.maxBackoffMs) return policy.maxBackoffMs;
-  }
-  return Math.round(delay);
+  // The factor is at least 1, so the value only grows: the cap applies once it is reached.
+  const delay = policy.initialBackoffMs * policy.backoffFactor ** (attemptNumber - 1);
+  return delay >= policy.maxBackoffMs ? policy.maxBackoffMs : Math.round(delay);
 }
 
 /**

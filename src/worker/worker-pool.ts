@@ -462,9 +462,13 @@ export class WorkerPool {
         });
       });
     } catch (error) {
-      // performAttempt turns every expected failure into a report; reaching this is a bug.
+      // performAttempt turns every expected failure into a report; reaching this is a bug. The
+      // claim keeps its attempt and waits a lease before coming back, so a delivery that keeps
+      // hitting the bug is retried slowly and finally dead-lettered instead of spinning.
       this.#reportError('performAttempt', error);
-      await this.#release([releaseNow(item)]);
+      await this.#release([
+        { ...releaseNow(item), retryAt: { delayMs: this.#leaseMs }, refundAttempt: false },
+      ]);
       return;
     }
     const endpoint = item.url ?? item.subscription?.url ?? '';

@@ -709,6 +709,9 @@ export function describeRepositoryContract(name: string, factory: RepositoryCont
         const requeued = await repo.getDelivery(created.id);
         expect(requeued).toMatchObject({ status: 'pending', maxAttempts: 3, completedAt: null });
         await expectCode(repo.requeueDeadLetter(created.id), 'HOOKD_ERR_DELIVERY_NOT_DEAD_LETTER');
+        await expect(repo.requeueDeadLetter(created.id)).rejects.toMatchObject({
+          field: 'deliveryId',
+        });
       });
 
       it('retries deliveries by the rules of retryDelivery', async () => {
@@ -716,6 +719,7 @@ export function describeRepositoryContract(name: string, factory: RepositoryCont
         const done = await delivery(sub);
         await complete(await claimOne(done.id), { status: 'success' }, 200);
         await expectCode(repo.retryDelivery(done.id), 'HOOKD_ERR_CANNOT_RETRY_SUCCESSFUL');
+        await expect(repo.retryDelivery(done.id)).rejects.toMatchObject({ field: 'deliveryId' });
 
         const busy = await delivery(sub);
         await claimOne(busy.id);

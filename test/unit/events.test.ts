@@ -245,6 +245,27 @@ describe('fanOut', () => {
     expect({ combined, direct }).toEqual({ combined: 1, direct: 2 });
   });
 
+  it('rethrows a combined subscriber that throws, after everyone got the event', () => {
+    const log: string[] = [];
+    const bus = fanOut(recordingBus('a', log));
+    bus.subscribe('maintenance.cleanup', () => {
+      throw new Error('subscriber bug');
+    });
+    bus.subscribe('maintenance.cleanup', () => void log.push('second subscriber'));
+    expect(() => bus.publish('maintenance.cleanup', cleanupEvent(1))).toThrow('subscriber bug');
+    expect(log).toEqual(['a:maintenance.cleanup', 'second subscriber']);
+  });
+
+  it('turns a combined subscriber that rejects later into a process warning, not silence', async () => {
+    const bus = fanOut(new InProcessEventBus());
+    bus.subscribe('maintenance.cleanup', () => Promise.reject(new Error('late failure')));
+    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+    expect(() => bus.publish('maintenance.cleanup', cleanupEvent(1))).not.toThrow();
+    const warning = await warned;
+    expect(warning.message).toContain('late failure');
+    expect((warning as Error & { code?: string }).code).toBe('HOOKD_SUBSCRIBER_ERROR');
+  });
+
   it('works with no member buses at all', () => {
     const bus = fanOut();
     let seen = 0;

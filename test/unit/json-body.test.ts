@@ -19,6 +19,18 @@ function refused(value: unknown, field = 'payload', limit = LIMIT): HookdError {
 }
 
 describe('serializeJsonObject', () => {
+  it('refuses Maps and Sets, which JSON would silently write as {}', () => {
+    for (const value of [{ lookup: new Map([['a', 1]]) }, { tags: new Set(['x']) }]) {
+      expect(() => serializeJsonObject(value, 'payload', 1024)).toThrow(
+        expect.objectContaining({
+          code: 'HOOKD_ERR_INVALID_ARGUMENT',
+          field: 'payload',
+          message: expect.stringMatching(/Map|Set/),
+        }),
+      );
+    }
+  });
+
   it('produces exactly the bytes of JSON.stringify, keys in insertion order', () => {
     const value = {
       zeta: 1,

@@ -18,7 +18,7 @@ describe('matchEventType (spec 3.11)', () => {
     ['order.*', 'order.item.added', true],
     ['order.*', 'order', false],
     ['order.*', 'orders.x', false],
-    ['order.*', 'order.', false],
+    ['order.*', 'order.', true], // go-hookd: HasPrefix(eventType, "order.")
     ['order.*', 'xorder.created', false],
     ['order.*', 'Order.created', false],
     ['order.item.*', 'order.item.added', true],
