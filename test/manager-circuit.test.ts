@@ -184,6 +184,44 @@ describe('circuit breaker', () => {
     expect(target.requests.filter((r) => r.headers['x-webhook-attempt'] === '1')).toHaveLength(6);
   });
 
+  it('keys the breaker of inline deliveries by their URL, shared with a subscription of that URL', async () => {
+    const { target } = await switchable();
+    const repository = new MockRepository();
+    const { manager } = await startManager(
+      {
+        circuitBreakerThreshold: 2,
+        circuitBreakerTimeoutMs: 60_000,
+        defaultMaxRetries: 1,
+        workerCount: 1,
+      },
+      repository,
+    );
+    const url = target.url('/shared');
+    const opened = nextEvent(manager, 'circuit.opened');
+    for (const i of [1, 2]) {
+      await manager.queueInlineDelivery({ url, tenantId: 't', eventType: 'a.b', payload: { i } });
+    }
+    expect(await opened).toMatchObject({ endpoint: url, failureCount: 2 });
+    // A subscription with the same URL is parked by the same (open) breaker.
+    const subscription = await manager.createSubscription({
+      tenantId: 't',
+      url,
+      secret: SECRET,
+      eventTypes: ['*'],
+    });
+    const parked = await manager.queueDelivery({
+      subscriptionId: subscription.id,
+      eventType: 'a.b',
+      payload: {},
+    });
+    await waitFor(async () => (await repository.getDelivery(parked.id)).nextRetryAt !== null);
+    expect(await repository.getDelivery(parked.id)).toMatchObject({
+      status: 'pending',
+      attemptCount: 0,
+    });
+    expect(target.requests).toHaveLength(2);
+  });
+
   it('never reads or writes circuit state when disabled', async () => {
     const { target } = await switchable();
     const repository = new MockRepository();
