@@ -571,12 +571,17 @@ export class Manager implements AsyncDisposable {
     try {
       this.#unlisten = await this.#repository.listenForWork(
         () => this.notify(),
-        (error) =>
+        (error) => {
+          this.#logger.warn(
+            { error },
+            'wake-up listener lost its connection; reconnecting (polling delivers meanwhile)',
+          );
           this.#publish('worker.error', {
             timestamp: new Date(),
             operation: 'listenForWork',
             error,
-          }),
+          });
+        },
       );
     } catch (error) {
       // Wake-ups only cut latency; polling keeps delivering without them.
