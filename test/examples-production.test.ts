@@ -34,7 +34,7 @@ describe('examples/production', () => {
     const subscription = await manager.createSubscription({
       tenantId: 'acme',
       url: 'https://hooks.example.com/orders',
-      secret: 'whsec_example_secret',
+      secret: 'whsec_ZXhhbXBsZS1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYg==',
       eventTypes: ['order.*'],
     });
     const request = {

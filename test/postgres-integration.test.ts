@@ -59,7 +59,7 @@ function subscribe(manager: Manager, path = '/hook', overrides = {}): Promise<Su
   return manager.createSubscription({
     tenantId: 'tenant-a',
     url: receiver.url(path),
-    secret: 'whsec_integration_secret',
+    secret: 'whsec_aW50ZWdyYXRpb24tc2VjcmV0LWtleS0wMTIzNDU2Nzg5',
     eventTypes: ['order.*'],
     ...overrides,
   });
