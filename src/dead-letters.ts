@@ -1,4 +1,4 @@
-import { deliveryEvent } from './event-payloads.js';
+import { queuedEvent } from './event-payloads.js';
 import { isHookdError } from './errors.js';
 import type { Delivery, PurgeDeadLetterResult, RetryDeadLetterResult } from './models.js';
 import type { ServiceContext } from './service-context.js';
@@ -42,10 +42,7 @@ export class DeadLetterService {
    */
   async retryOne(id: string): Promise<Delivery> {
     const delivery = await this.#context.repository.requeueDeadLetter(requireId(id, 'deliveryId'));
-    this.#context.publish('delivery.queued', {
-      ...deliveryEvent(delivery, 'pending', new Date()),
-      source: 'dead_letter',
-    });
+    this.#context.publish('delivery.queued', queuedEvent(delivery, 'dead_letter', new Date()));
     this.#context.wake();
     return delivery;
   }

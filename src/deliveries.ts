@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 import { INLINE_IDEMPOTENCY_SCOPE_PREFIX, MAX_BATCH_ITEMS } from './constants.js';
 import { HookdError, invalidArgument, isHookdError } from './errors.js';
-import { deliveryEvent } from './event-payloads.js';
+import { queuedEvent } from './event-payloads.js';
 import { generateDeliveryId } from './ids.js';
 import { matchesAnyEventType, matchesMetadata } from './matching.js';
 import type {
@@ -217,10 +217,7 @@ export class DeliveryService {
   }
 
   #queued(delivery: Delivery, source: 'api' | 'manual' = 'api'): void {
-    this.#context.publish('delivery.queued', {
-      ...deliveryEvent(delivery, delivery.status, new Date()),
-      source,
-    });
+    this.#context.publish('delivery.queued', queuedEvent(delivery, source, new Date()));
   }
 }
 

@@ -1,8 +1,9 @@
 import type {
-  DeliveryAttemptEvent,
-  DeliveryEvent,
   AttemptOutcome,
   CircuitBreakerEvent,
+  DeliveryAttemptEvent,
+  DeliveryQueuedEvent,
+  DeliveryStartedEvent,
   HookdEventMap,
   Topic,
 } from './events.js';
@@ -15,23 +16,45 @@ export type Publish = <T extends Topic>(topic: T, event: HookdEventMap[T]) => vo
 /** The delivery fields events are built from (a claimed delivery has no parsed payload). */
 export type DeliveryFields = Omit<Delivery, 'payload'>;
 
-/** The fields every delivery event carries. */
-export function deliveryEvent(
+// Every builder writes its event as one object literal: these run for every attempt, and an
+// object spread costs V8 several microseconds against a fraction of one for a literal. The event
+// types make the compiler check that no field is missing.
+
+/** `delivery.queued`. */
+export function queuedEvent(
   delivery: DeliveryFields,
-  status: DeliveryStatus,
+  source: DeliveryQueuedEvent['source'],
   timestamp: Date,
-): DeliveryEvent {
+): DeliveryQueuedEvent {
   return {
     timestamp,
     deliveryId: delivery.id,
     subscriptionId: delivery.subscriptionId,
     tenantId: delivery.tenantId,
     eventType: delivery.eventType,
-    status,
+    status: delivery.status,
     idempotencyKey: delivery.idempotencyKey,
     attemptCount: delivery.attemptCount,
     maxAttempts: delivery.maxAttempts,
     createdAt: delivery.createdAt,
+    source,
+  };
+}
+
+/** `delivery.started`: the attempt about to be sent is the claim's `attemptCount`. */
+export function startedEvent(delivery: DeliveryFields, timestamp: Date): DeliveryStartedEvent {
+  return {
+    timestamp,
+    deliveryId: delivery.id,
+    subscriptionId: delivery.subscriptionId,
+    tenantId: delivery.tenantId,
+    eventType: delivery.eventType,
+    status: 'pending',
+    idempotencyKey: delivery.idempotencyKey,
+    attemptCount: delivery.attemptCount,
+    maxAttempts: delivery.maxAttempts,
+    createdAt: delivery.createdAt,
+    attemptNumber: delivery.attemptCount,
   };
 }
 
@@ -50,7 +73,16 @@ export function attemptEvent(
   timestamp: Date,
 ): DeliveryAttemptEvent {
   return {
-    ...deliveryEvent(delivery, details.status, timestamp),
+    timestamp,
+    deliveryId: delivery.id,
+    subscriptionId: delivery.subscriptionId,
+    tenantId: delivery.tenantId,
+    eventType: delivery.eventType,
+    status: details.status,
+    idempotencyKey: delivery.idempotencyKey,
+    attemptCount: delivery.attemptCount,
+    maxAttempts: delivery.maxAttempts,
+    createdAt: delivery.createdAt,
     attemptNumber: details.attemptNumber,
     outcome: details.outcome,
     statusCode: details.statusCode,

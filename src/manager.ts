@@ -53,6 +53,7 @@ import type {
   UpdateSubscriptionRequest,
 } from './validation.js';
 import { WorkerPool } from './worker/worker-pool.js';
+import { RequestTargets } from './delivery/http-sender.js';
 import { createTracing, type TracerLike, type Tracing } from './telemetry/tracing.js';
 
 /** Options of {@link Manager} (go-hookd's functional options). */
@@ -228,6 +229,8 @@ export class Manager implements AsyncDisposable {
       logger: this.#logger,
       attemptContext: () => ({
         dispatcher: this.#dispatcher(),
+        requestsPerOrigin: this.#deliveryAgent().requestsPerOrigin,
+        targets: new RequestTargets(),
         deliveryTimeoutMs: this.#config.deliveryTimeoutMs,
         retryJitter: this.#config.retryJitter,
         secretResolver,
@@ -561,9 +564,13 @@ export class Manager implements AsyncDisposable {
     });
   }
 
-  #dispatcher(): Dispatcher {
+  #deliveryAgent(): DeliveryAgent {
     this.#agent ??= this.#createAgent();
-    return this.#agent.dispatcher;
+    return this.#agent;
+  }
+
+  #dispatcher(): Dispatcher {
+    return this.#deliveryAgent().dispatcher;
   }
 
   async #listen(): Promise<void> {

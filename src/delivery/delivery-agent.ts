@@ -22,7 +22,11 @@ import {
 
 /** Pool settings of the delivery agent that are safe to tune. */
 export interface DeliveryAgentPoolOptions {
-  /** Keep-alive connections per origin (default 32). */
+  /**
+   * Keep-alive connections per origin (default 32). Also what the worker pool runs against one
+   * origin at once (times `pipelining` when above 1): more would only wait inside the pool while
+   * holding worker slots, so a slow origin cannot take every slot from the others.
+   */
   connections?: number;
   /** Idle time before a kept-alive socket is closed, in ms (undici default 4 s). */
   keepAliveTimeout?: number;
@@ -62,6 +66,11 @@ export interface DeliveryAgentOptions {
 export interface DeliveryAgent {
   /** Pass as `dispatcher` to every undici `request()` that delivers a webhook. */
   readonly dispatcher: Dispatcher;
+  /**
+   * Requests the dispatcher carries to one origin at once (connections × pipelining); more would
+   * only wait inside the pool, so the worker pool caps each origin here.
+   */
+  readonly requestsPerOrigin: number;
   /** Waits for in-flight requests, then closes every socket. Safe to call more than once. */
   close(): Promise<void>;
 }
@@ -146,9 +155,11 @@ export function createDeliveryAgent(options: DeliveryAgentOptions = {}): Deliver
     allowH2: false,
   });
 
+  const connections = pool.connections ?? DEFAULT_CONNECTIONS_PER_ORIGIN;
   let closing: Promise<void> | undefined;
   return {
     dispatcher: agent,
+    requestsPerOrigin: connections * Math.max(1, pool.pipelining ?? 1),
     close: () => (closing ??= agent.close()),
   };
 }

@@ -1,9 +1,14 @@
+import { isAscii } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 
-import { request, type Dispatcher } from 'undici';
+import { request, util, type Dispatcher } from 'undici';
 
+import {
+  MAX_STORED_RESPONSE_HEADERS,
+  MAX_STORED_RESPONSE_HEADER_VALUE_LENGTH,
+} from '../constants.js';
 import { findEgressError, findEgressRefusalCause } from './guarded-connector.js';
-import { captureHeaders, readCappedBody } from './response-capture.js';
+import { captureHeaders, decodeCapped } from './response-capture.js';
 
 /**
  * One webhook POST: timeout on the whole exchange (body included), redirects never followed,
@@ -21,6 +26,8 @@ export interface WebhookRequest {
   readonly bodyLimit: number;
   /** Aborts the request early (the manager stopping). */
   readonly signal?: AbortSignal | undefined;
+  /** Like `signal`, without an EventTarget per request: the worker pool's per-attempt handle. */
+  readonly abort?: AbortHandle | undefined;
 }
 
 /** Why no usable response arrived. */
@@ -40,69 +47,334 @@ export interface WebhookResponse {
   readonly retryAfter: string | null;
 }
 
-/** Sends one webhook through the guarded dispatcher. */
-export async function sendWebhook(
+/**
+ * Lets its owner cut a request short — what an AbortController does for `signal`, for the one
+ * request at a time that uses it, without an EventTarget and its listener bookkeeping.
+ */
+export class AbortHandle {
+  #aborted = false;
+  #listener: (() => void) | null = null;
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  /** Aborts the request under way (and any later one given this handle, at once). */
+  abort(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    const listener = this.#listener;
+    this.#listener = null;
+    listener?.();
+  }
+
+  /** @internal The request using the handle registers here (`null` when it finished). */
+  listen(listener: (() => void) | null): void {
+    this.#listener = listener;
+  }
+}
+
+/**
+ * Sends one webhook through the guarded dispatcher. `targets` remembers parsed URLs across calls
+ * (the worker pool passes its own); without it the URL is parsed for this call only.
+ */
+export function sendWebhook(
   dispatcher: Dispatcher,
   webhook: WebhookRequest,
+  targets?: RequestTargets,
 ): Promise<WebhookResponse> {
-  // One controller and one plain timer per request. (AbortSignal.timeout + AbortSignal.any cost
-  // several times more per request — weak references, a registry, a timer of their own — and
-  // showed up as ~5 % of the sender's CPU at a few thousand requests per second.)
-  const controller = new AbortController();
-  const deadline = { passed: false };
-  const timer = setTimeout(() => {
-    deadline.passed = true;
-    controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
-  }, webhook.timeoutMs);
-  // Like AbortSignal.timeout's timer, this one never keeps the process alive on its own.
-  timer.unref();
-  const external = webhook.signal;
-  const onExternalAbort = () => controller.abort(external?.reason);
-  if (external?.aborted) onExternalAbort();
-  else external?.addEventListener('abort', onExternalAbort, { once: true });
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  try {
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await request(webhook.url, {
-        dispatcher,
+  const target = targets ? targets.resolve(webhook.url) : (parseTarget(webhook.url) ?? undefined);
+  if (!target) return sendThroughUndiciParsing(dispatcher, webhook);
+  return new Promise((resolve) => new Exchange(webhook, resolve).dispatch(dispatcher, target));
+}
+
+const TIMEOUT_REASON = 'The operation was aborted due to timeout';
+
+/**
+ * One request/response exchange, driven by undici's dispatcher handler interface directly.
+ * `undici.request()` would wrap the same exchange in an AsyncResource, an abort-signal
+ * listener and a Readable body stream read through an async iterator — machinery that cost more
+ * CPU per webhook than the exchange itself. The behaviour is the same: one deadline for the
+ * whole exchange, body included; the body kept up to `bodyLimit` (one byte more tells it is
+ * longer, then the connection is dropped rather than drained); a body that fails half-way keeps
+ * the answer and what arrived of it.
+ */
+class Exchange {
+  readonly #webhook: WebhookRequest;
+  readonly #resolve: (response: WebhookResponse) => void;
+  readonly #started = performance.now();
+  #timer: NodeJS.Timeout | undefined;
+  /** undici's abort of this request, once it is connected. */
+  #abortRequest: ((reason: Error) => void) | null = null;
+  /** An abort that came before undici connected the request. */
+  #pendingAbort: Error | null = null;
+  #timedOut = false;
+  #settled = false;
+  #statusCode = 0;
+  #headers: Record<string, string | string[]> | null = null;
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(webhook: WebhookRequest, resolve: (response: WebhookResponse) => void) {
+    this.#webhook = webhook;
+    this.#resolve = resolve;
+  }
+
+  dispatch(dispatcher: Dispatcher, target: RequestTarget) {
+    const webhook = this.#webhook;
+    if (webhook.abort?.aborted || webhook.signal?.aborted) {
+      this.#fail(abortError());
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.#abort(new DOMException(TIMEOUT_REASON, 'TimeoutError'));
+    }, webhook.timeoutMs);
+    // Like AbortSignal.timeout's timer, this one never keeps the process alive on its own.
+    this.#timer.unref();
+    webhook.abort?.listen(this.#onExternalAbort);
+    webhook.signal?.addEventListener('abort', this.#onExternalAbort, { once: true });
+    dispatcher.dispatch(
+      {
+        origin: target.origin,
+        path: target.path,
         method: 'POST',
         headers: webhook.headers,
         body: webhook.body,
-        signal: controller.signal,
         headersTimeout: webhook.timeoutMs,
         bodyTimeout: webhook.timeoutMs,
-      });
-    } catch (error) {
-      const failure = classifyFailure(error, deadline.passed, external);
-      return {
-        statusCode: 0,
-        headers: {},
-        body: null,
-        durationMs: elapsed(),
-        error: describeFailure(failure, error, webhook.timeoutMs),
-        failure: failure.kind,
-        retryAfter: null,
-      };
+      },
+      this,
+    );
+  }
+
+  readonly #onExternalAbort = () => this.#abort(abortError());
+
+  #abort(reason: Error): void {
+    if (this.#settled) return;
+    if (this.#abortRequest) this.#abortRequest(reason);
+    else this.#pendingAbort ??= reason;
+  }
+
+  // ── undici's DispatchHandler (legacy form: called directly, without an adapter) ──
+
+  onConnect(abort: (reason?: Error) => void): void {
+    if (this.#pendingAbort) abort(this.#pendingAbort);
+    else this.#abortRequest = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    // 1xx answers are informational; the real one follows.
+    if (statusCode < 200) return true;
+    this.#statusCode = statusCode;
+    this.#headers = util.parseHeaders(rawHeaders);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#settled) return false;
+    this.#chunks.push(chunk);
+    this.#size += chunk.byteLength;
+    if (this.#size > this.#webhook.bodyLimit) {
+      // Enough to tell the body is longer than what is kept: answer now, drop the rest.
+      this.#answer();
+      this.#abortRequest?.(new Error('response body longer than kept'));
+      return false;
     }
+    return true;
+  }
+
+  onComplete(): void {
+    this.#answer();
+  }
+
+  onError(error: Error): void {
     // The status line and headers are the receiver's answer; the body is informational, so a
     // body that fails or times out half-way does not change what the attempt means.
-    const captured = await readCappedBody(response.body, webhook.bodyLimit);
-    const retryAfter = response.headers['retry-after'];
-    return {
-      statusCode: response.statusCode,
-      headers: captureHeaders(response.headers),
-      body: captured.text,
-      durationMs: elapsed(),
+    if (this.#headers) this.#answer();
+    else this.#fail(error);
+  }
+
+  onUpgrade(): void {
+    this.#fail(new Error('unexpected protocol upgrade'));
+  }
+
+  // ── Outcomes ──
+
+  #finish(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#webhook.abort?.listen(null);
+    this.#webhook.signal?.removeEventListener('abort', this.#onExternalAbort);
+    return true;
+  }
+
+  #answer(): void {
+    if (!this.#finish()) return;
+    const headers = this.#headers ?? {};
+    const chunks = this.#chunks;
+    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size);
+    const retryAfter = headers['retry-after'];
+    this.#resolve({
+      statusCode: this.#statusCode,
+      headers: captureResponseHeaders(headers),
+      body: decodeBody(bytes, this.#webhook.bodyLimit),
+      durationMs: Math.round(performance.now() - this.#started),
       error: null,
       failure: null,
       retryAfter: (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null,
-    };
-  } finally {
-    clearTimeout(timer);
-    external?.removeEventListener('abort', onExternalAbort);
+    });
   }
+
+  #fail(error: unknown): void {
+    if (!this.#finish()) return;
+    const external =
+      this.#webhook.abort?.aborted === true || this.#webhook.signal?.aborted === true;
+    this.#resolve(failed(error, this.#timedOut, external, this.#webhook, this.#started));
+  }
+}
+
+function abortError(): Error {
+  return new DOMException('This operation was aborted', 'AbortError');
+}
+
+function failed(
+  error: unknown,
+  timedOut: boolean,
+  aborted: boolean,
+  webhook: WebhookRequest,
+  started: number,
+): WebhookResponse {
+  const failure = classifyFailure(error, timedOut, aborted);
+  return {
+    statusCode: 0,
+    headers: {},
+    body: null,
+    durationMs: Math.round(performance.now() - started),
+    error: describeFailure(failure, error, webhook.timeoutMs),
+    failure: failure.kind,
+    retryAfter: null,
+  };
+}
+
+/**
+ * A URL undici's own parsing should judge (unparseable, or not http/https): it fails the same
+ * way, with the same error, as it always did.
+ */
+async function sendThroughUndiciParsing(
+  dispatcher: Dispatcher,
+  webhook: WebhookRequest,
+): Promise<WebhookResponse> {
+  const started = performance.now();
+  try {
+    const response = await request(webhook.url, {
+      dispatcher,
+      method: 'POST',
+      headers: webhook.headers,
+      body: webhook.body,
+      headersTimeout: webhook.timeoutMs,
+      bodyTimeout: webhook.timeoutMs,
+    });
+    // Not reached for the URLs sent here; kept total for safety.
+    await response.body.dump();
+    return failed(new Error('unexpected URL'), false, false, webhook, started);
+  } catch (error) {
+    return failed(error, false, false, webhook, started);
+  }
+}
+
+// ── Hot-path helpers (each delivery runs them once; each equals the general code it skips) ──
+
+/** Where undici sends a request: the URL's origin and its path with the query. */
+export interface RequestTarget {
+  readonly origin: string;
+  readonly path: string;
+}
+
+/**
+ * The origin and path undici's top-level `request(url)` would derive, remembered per URL so a
+ * busy endpoint's URL is not parsed again for every delivery. One instance per manager (no
+ * module-level cache); bounded, so arbitrary URLs cannot grow it without limit.
+ */
+export class RequestTargets {
+  static readonly #MAX_ENTRIES = 1_000;
+  readonly #known = new Map<string, RequestTarget | null>();
+
+  /** The target of an http(s) URL; `undefined` when undici's own parsing should judge it. */
+  resolve(url: string): RequestTarget | undefined {
+    let target = this.#known.get(url);
+    if (target === undefined) {
+      target = parseTarget(url);
+      if (this.#known.size >= RequestTargets.#MAX_ENTRIES) this.#known.clear();
+      this.#known.set(url, target);
+    }
+    return target ?? undefined;
+  }
+
+  /** The origin of a URL (`scheme://host:port`), or the URL itself if it is not http(s). */
+  origin(url: string): string {
+    return this.resolve(url)?.origin ?? url;
+  }
+}
+
+function parseTarget(url: string): RequestTarget | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return null;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return null;
+  return {
+    origin: parsed.origin,
+    path: parsed.search ? `${parsed.pathname}${parsed.search}` : parsed.pathname,
+  };
+}
+
+/** `decodeCapped(bytes, limit).text`; plain ASCII without NUL within the limit is its own text. */
+function decodeBody(bytes: Buffer, limit: number): string {
+  if (bytes.byteLength <= limit && isAscii(bytes) && !bytes.includes(0)) {
+    return bytes.toString('latin1');
+  }
+  return decodeCapped(bytes, limit).text;
+}
+
+/** ASCII without NUL: text whose capture is the text itself. */
+function isPlainText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0 || code > 0x7f) return false;
+  }
+  return true;
+}
+
+/**
+ * `captureHeaders(headers)`: at most 32 headers, names sorted, values decoded and capped. When
+ * every name and value is plain ASCII without NUL, every value a single string within the cap
+ * (a receiver's usual answer), that is the headers as they are, sorted; anything else goes
+ * through `captureHeaders` itself.
+ */
+function captureResponseHeaders(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string> {
+  const names = Object.keys(headers);
+  if (names.length > MAX_STORED_RESPONSE_HEADERS) return captureHeaders(headers);
+  names.sort();
+  const captured: Record<string, string> = {};
+  for (const name of names) {
+    const value = headers[name];
+    if (
+      typeof value !== 'string' ||
+      value.length > MAX_STORED_RESPONSE_HEADER_VALUE_LENGTH ||
+      !isPlainText(value) ||
+      !isPlainText(name)
+    ) {
+      return captureHeaders(headers);
+    }
+    captured[name] = value;
+  }
+  return captured;
 }
 
 interface ClassifiedFailure {
@@ -110,11 +382,7 @@ interface ClassifiedFailure {
   readonly code: string | undefined;
 }
 
-function classifyFailure(
-  error: unknown,
-  timedOut: boolean,
-  external: AbortSignal | undefined,
-): ClassifiedFailure {
+function classifyFailure(error: unknown, timedOut: boolean, aborted: boolean): ClassifiedFailure {
   const code = errorCode(error);
   // The guard reports both refusals (policy) and failures to reach an allowed address with one
   // error code; only a refusal is an egress decision, the rest is an ordinary connection failure.
@@ -122,7 +390,7 @@ function classifyFailure(
   if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return { kind: 'timeout', code };
   }
-  if (external?.aborted) return { kind: 'aborted', code };
+  if (aborted) return { kind: 'aborted', code };
   // llhttp parse errors arrive as HTTPParserError, sometimes without an `HPE_` code.
   if (
     code?.startsWith('HPE_') ||

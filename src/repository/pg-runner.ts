@@ -22,6 +22,11 @@ export interface Runner {
   /** Runs one statement with `$n` parameters; returns its rows. */
   rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]>;
   /**
+   * Runs several statements (no parameters) in one round trip; returns the rows of the last one
+   * that returns rows.
+   */
+  script(text: string): Promise<readonly Row[]>;
+  /**
    * Runs `work` atomically: in a transaction of its own on a pool, inside the enclosing one on a
    * transaction's or caller's client.
    */
@@ -40,6 +45,7 @@ async function run(
   values: readonly unknown[] | undefined,
   mapError: ErrorMapper,
 ): Promise<PgQueryResult> {
+  // (A multi-statement text, sent without values, resolves to one result per statement.)
   try {
     return await target.query(
       values === undefined ? { text, types: PG_TYPES } : { text, values, types: PG_TYPES },
@@ -47,6 +53,16 @@ async function run(
   } catch (error) {
     throw mapError(error);
   }
+}
+
+/** The rows of the last statement of a multi-statement result that returned rows. */
+function lastRows(result: PgQueryResult | readonly PgQueryResult[]): readonly Row[] {
+  if (!Array.isArray(result)) return (result as PgQueryResult).rows;
+  for (let index = result.length - 1; index >= 0; index--) {
+    const one = result[index] as PgQueryResult & { fields?: readonly unknown[] };
+    if (one.fields && one.fields.length > 0) return one.rows;
+  }
+  return [];
 }
 
 /** Statements on a client that already belongs to a transaction (ours or the caller's). */
@@ -64,6 +80,11 @@ export class ClientRunner implements Runner {
   async rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
     this.#guard();
     return (await run(this.#client, text, values, this.#mapError)).rows;
+  }
+
+  async script(text: string): Promise<readonly Row[]> {
+    this.#guard();
+    return lastRows(await run(this.#client, text, undefined, this.#mapError));
   }
 
   transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
@@ -94,6 +115,11 @@ export class PoolRunner implements Runner {
   async rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
     this.#guard();
     return (await run(this.#pool, text, values, this.#mapError)).rows;
+  }
+
+  async script(text: string): Promise<readonly Row[]> {
+    this.#guard();
+    return lastRows(await run(this.#pool, text, undefined, this.#mapError));
   }
 
   async transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
@@ -181,6 +207,13 @@ export class SerialClientRunner implements Runner {
     return this.#exclusive(async () => {
       this.#guard();
       return (await run(this.#client, text, values, this.#mapError)).rows;
+    });
+  }
+
+  script(text: string): Promise<readonly Row[]> {
+    return this.#exclusive(async () => {
+      this.#guard();
+      return lastRows(await run(this.#client, text, undefined, this.#mapError));
     });
   }
 

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 import { cleanupStatuses } from '../filters.js';
 import type { CleanupFilter, DeliveryFilter, SubscriptionFilter } from '../models.js';
 import type { SchemaConfig } from '../schema/schema-config.js';
@@ -11,12 +13,25 @@ import type { SchemaConfig } from '../schema/schema-config.js';
  * - Values are always `$n` parameters; identifiers come only from the validated prefix.
  * - Times that decide when something is due use the database clock (`now()`), never the
  *   application's: managers whose clocks disagree still agree on leases and retries.
- * - Statements are unnamed, so PostgreSQL plans each execution with its actual parameters: a
+ * - Statements are unnamed, so PostgreSQL plans each execution with the table as it is now: a
  *   prepared claim planned while the table was empty kept a sequential-scan plan and ran ~5×
- *   slower as the table grew (perf.md §1).
+ *   slower as the table grew (perf.md §1); a prepared completion did the same (a hash join over
+ *   a sequential scan of every delivery, frozen for as long as no ANALYZE ran — and this
+ *   benchmark's server runs without autovacuum), measured in issue 6 before it was taken out.
  * - Work that becomes due announces itself with at most one `pg_notify` per statement, inside
  *   the statement, so PostgreSQL delivers it only if the surrounding transaction commits.
  */
+
+/**
+ * A text as a dollar-quoted SQL literal, for statements that travel without parameters: the tag
+ * is random and checked not to occur in the text, so nothing in it can end the literal.
+ */
+export function dollarQuoted(text: string): string {
+  for (;;) {
+    const tag = `$h${randomBytes(6).toString('hex')}$`;
+    if (!text.includes(tag)) return `${tag}${text}${tag}`;
+  }
+}
 
 /** Builds a parameter list while a statement is assembled. */
 export class SqlParams {
@@ -108,6 +123,7 @@ export class PostgresQueries {
   readonly insertSubscription: string;
   readonly subscriptionConflicts: string;
   readonly selectSubscription: string;
+  readonly selectSubscriptions: string;
   readonly selectSubscriptionByTenantAndUrl: string;
   readonly updateSubscription: string;
   readonly deleteSubscription: string;
@@ -121,9 +137,11 @@ export class PostgresQueries {
 
   // Claims
   readonly claim: string;
+  readonly claimScript: (limit: number, leaseMs: number, token: string) => string;
   readonly renewClaim: string;
   readonly releaseClaims: string;
   readonly completeAttempts: string;
+  readonly completeScript: (input: string, attempts: string) => string;
   readonly requeueDeadLetter: string;
   readonly retryDelivery: string;
   readonly wakeSubscriptionDeliveries: string;
@@ -179,6 +197,9 @@ export class PostgresQueries {
       SELECT (SELECT id FROM ${S} WHERE id = $1) AS same_id,
              (SELECT id FROM ${S} WHERE tenant_id = $2 AND url = $3 AND id <> $1) AS same_url`;
     this.selectSubscription = `SELECT ${columns(SUBSCRIPTION_FIELDS, 's')} FROM ${S} s WHERE s.id = $1`;
+    // Several at once: concurrent getSubscription calls share one read (LookupBatcher).
+    this.selectSubscriptions = `
+      SELECT ${columns(SUBSCRIPTION_FIELDS, 's')} FROM ${S} s WHERE s.id = ANY($1::text[])`;
     this.selectSubscriptionByTenantAndUrl = `
       SELECT ${columns(SUBSCRIPTION_FIELDS, 's')} FROM ${S} s WHERE s.tenant_id = $1 AND s.url = $2`;
     this.updateSubscription = `
@@ -215,9 +236,15 @@ export class PostgresQueries {
     // UPDATE cannot touch one row twice).
     this.createDeliveries = `
       WITH input AS (
-        SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::int[], $8::int[], $9::text[], $10::text[], $11::text[],
-                             $12::text[], $13::float8[], $14::text[], $15::text[])
+        -- The bodies travel as one JSON array of strings: JSON.stringify escapes them natively,
+        -- where a text[] parameter is escaped element by element in JavaScript (measured: the
+        -- largest cost of preparing a 100-row insert). A body is serialised JSON, so it holds
+        -- no NUL and no lone surrogate that the JSON round trip could refuse.
+        SELECT * FROM ROWS FROM (
+                 unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[]),
+                 json_array_elements_text($6::json),
+                 unnest($7::int[], $8::int[], $9::text[], $10::text[], $11::text[],
+                        $12::text[], $13::float8[], $14::text[], $15::text[]))
           AS t(ord, id, subscription_id, tenant_id, event_type, body, max_attempts, attempt_budget,
                url, secret, idempotency_key, scope, ttl_ms, trace_context, delivery_key)
       ),
@@ -298,20 +325,20 @@ export class PostgresQueries {
     //   A batch mostly repeats a few subscriptions and endpoints: their columns come once, on
     //   one row per subscription (and per endpoint), and as NULL on the others, so 200 claimed
     //   rows do not mean 200 copies of the same JSON to send, decode and parse.
-    this.claim = `
+    const claim = (limit: string, lease: string, token: string) => `
       WITH due AS (
         SELECT id, COALESCE(next_retry_at, created_at) AS due_at
         FROM ${D}
         WHERE status = 'pending' AND COALESCE(next_retry_at, created_at) <= now()
         ORDER BY COALESCE(next_retry_at, created_at), created_at
-        LIMIT $1
+        LIMIT ${limit}
         FOR UPDATE SKIP LOCKED
       ),
       claimed AS (
         UPDATE ${D} d
         SET attempt_count = d.attempt_count + 1,
-            next_retry_at = now() + ${ms('$2')},
-            claim_token = $3
+            next_retry_at = now() + ${ms(lease)},
+            claim_token = ${token}
         FROM due
         -- The id list makes the target an index lookup per claimed row: joined to \`due\` alone,
         -- the planner (counting on 200 rows from the CTE) chose a hash join over a sequential
@@ -330,6 +357,26 @@ export class PostgresQueries {
       LEFT JOIN ${C} cb ON cb.endpoint = COALESCE(c.url, s.url)
       WINDOW ws AS (PARTITION BY s.id), wc AS (PARTITION BY cb.endpoint)
       ORDER BY c.due_at, c.created_at`;
+    this.claim = claim('$1', '$2', '$3');
+    // The claim as the root views send it: one round trip of several statements, which
+    // PostgreSQL runs as one implicit transaction (no BEGIN/COMMIT: after an error an explicit
+    // block would stay open, aborted, on a pooled connection), whose SET LOCALs keep the planner
+    // to the ordered scan of the claim index. A bitmap scan (what it picks when it
+    // expects few pending rows — fresh statistics, or none) reads every entry of the index,
+    // dead ones included, and sorts: each claim cost grew with every delivery ever updated
+    // (18 ms for 99 rows over 60,000 entries, measured) until the pool fell behind. The ordered
+    // scan stops at the LIMIT, and marks the dead entries it passes so later scans skip them.
+    // Values are inlined (a multi-statement message takes no parameters): an integer, a finite
+    // number and a token of [A-Za-z0-9_-], each checked before it is written.
+    this.claimScript = (limit, leaseMs, token) => {
+      if (!Number.isInteger(limit) || limit < 1) throw new Error('claim limit must be an integer');
+      if (!Number.isFinite(leaseMs) || leaseMs <= 0)
+        throw new Error('claim lease must be positive');
+      if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new Error('claim token has unexpected characters');
+      return `SET LOCAL enable_bitmapscan = off;
+        SET LOCAL enable_seqscan = off;
+        ${claim(String(limit), String(leaseMs), `'${token}'`)}`;
+    };
     // Fenced on (id, token, pending). The lease never moves backwards.
     this.renewClaim = `
       UPDATE ${D}
@@ -373,14 +420,14 @@ export class PostgresQueries {
     // - every attempt row is kept (ON CONFLICT DO NOTHING makes a retried write harmless), as
     //   long as its delivery still exists;
     // - each delivery's new state is written only while its claim is still held.
-    this.completeAttempts = `
+    const complete = (input: string, attempts: string) => `
       WITH input AS (
-        SELECT * FROM json_to_recordset($1::json)
+        SELECT * FROM json_to_recordset(${input}::json)
           AS t(ord int, delivery_id text, claim_token text, outcome text, delay_ms float8,
                refund bool)
       ),
       new_attempts AS (
-        SELECT * FROM json_to_recordset($2::json)
+        SELECT * FROM json_to_recordset(${attempts}::json)
           AS t(id text, delivery_id text, attempt_number int, status_code int, response_body text,
                response_headers jsonb, error text, duration_ms bigint, attempted_at timestamptz)
       ),
@@ -414,6 +461,16 @@ export class PostgresQueries {
       SELECT i.ord, u.ord IS NOT NULL AS applied, u.next_retry_at
       FROM input i LEFT JOIN updated u ON u.ord = i.ord
       ORDER BY i.ord`;
+    this.completeAttempts = complete('$1', '$2');
+    // As the root views send it (an implicit transaction, like the claim's): the planner is kept
+    // to primary-key lookups, with the two JSON documents inlined as dollar-quoted literals
+    // (checked not to contain their quote). Planned without statistics — a table that grew
+    // since the last ANALYZE, or one never analysed, as on a server without autovacuum — the
+    // UPDATE became a hash join over a sequential scan of every delivery ever kept.
+    this.completeScript = (input, attempts) => `SET LOCAL enable_seqscan = off;
+        SET LOCAL enable_hashjoin = off;
+        SET LOCAL enable_mergejoin = off;
+        ${complete(dollarQuoted(input), dollarQuoted(attempts))}`;
     // Redrive is one conditional UPDATE: of two concurrent redrives the second finds the row no
     // longer dead-lettered (go-hookd's read-modify-write could requeue a claimed row).
     this.requeueDeadLetter = `

@@ -154,8 +154,21 @@ export function toClaimedDelivery(row: Row, shared: SharedRecords): ClaimedDeliv
   ) {
     throw new HookdError('HOOKD_ERR_INTERNAL', 'claim row names a record the batch did not carry');
   }
+  // One literal rather than a spread of toDeliveryFields: this runs for every claimed row.
   return {
-    ...toDeliveryFields(row),
+    id: text(row['id']),
+    subscriptionId: textOrNull(row['subscription_id']),
+    tenantId: text(row['tenant_id']),
+    eventType: text(row['event_type']),
+    status: text(row['status']) as DeliveryStatus,
+    attemptCount: num(row['attempt_count']),
+    maxAttempts: num(row['max_attempts']),
+    attemptBudget: num(row['attempt_budget']),
+    nextRetryAt: dateOrNull(row['next_retry_at']),
+    completedAt: dateOrNull(row['completed_at']),
+    createdAt: date(row['created_at']),
+    url: textOrNull(row['url']),
+    idempotencyKey: textOrNull(row['idempotency_key']),
     body: text(row['body']),
     inlineSecret: textOrNull(row['secret']),
     claimToken: text(row['claim_token']),

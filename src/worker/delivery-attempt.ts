@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 
 import { MAX_RESPONSE_BODY_LENGTH } from '../constants.js';
 import { buildDeliveryHeaders } from '../delivery/request-headers.js';
-import { sendWebhook } from '../delivery/http-sender.js';
+import { sendWebhook, type AbortHandle, type RequestTargets } from '../delivery/http-sender.js';
 import { generateAttemptId } from '../ids.js';
 import type { Logger } from '../logger.js';
 import type { DeliveryAttempt, RetryPolicy } from '../models.js';
@@ -27,6 +27,10 @@ export const SECRET_UNAVAILABLE_MESSAGE = 'webhook signing secret unavailable';
 /** What an attempt needs from the manager. */
 export interface AttemptContext {
   readonly dispatcher: Dispatcher;
+  /** Requests the dispatcher carries to one origin at once: the worker pool's per-origin cap. */
+  readonly requestsPerOrigin: number;
+  /** Parsed webhook URLs, remembered for this manager. */
+  readonly targets: RequestTargets;
   readonly deliveryTimeoutMs: number;
   readonly retryJitter: number;
   readonly secretResolver: SecretResolver;
@@ -53,12 +57,12 @@ export interface AttemptReport {
 
 /**
  * Runs the attempt. `onSend` is called right before the request goes out (for
- * `delivery.started`); `signal` aborts an in-flight request when the manager stops.
+ * `delivery.started`); `abort` cuts the request short when the manager stops.
  */
 export async function performAttempt(
   item: ClaimedDelivery,
   context: AttemptContext,
-  signal: AbortSignal,
+  abort: AbortHandle,
   onSend: () => void,
 ): Promise<AttemptReport> {
   const attemptedAt = new Date(context.now());
@@ -95,14 +99,18 @@ export async function performAttempt(
     traceparent: span?.traceparent,
   });
   onSend();
-  const response = await sendWebhook(context.dispatcher, {
-    url,
-    headers,
-    body: item.body,
-    timeoutMs: context.deliveryTimeoutMs,
-    bodyLimit: MAX_RESPONSE_BODY_LENGTH,
-    signal,
-  });
+  const response = await sendWebhook(
+    context.dispatcher,
+    {
+      url,
+      headers,
+      body: item.body,
+      timeoutMs: context.deliveryTimeoutMs,
+      bodyLimit: MAX_RESPONSE_BODY_LENGTH,
+      abort,
+    },
+    context.targets,
+  );
 
   const attemptClass = classifyAttempt(response.statusCode, response.failure !== null);
   const attempt: DeliveryAttempt = {
@@ -219,23 +227,26 @@ async function resolveSecret(
   const ref = subscription?.secret ?? item.inlineSecret ?? '';
   let timer: NodeJS.Timeout | undefined;
   try {
-    const resolved = await Promise.race([
-      Promise.resolve().then(() =>
-        context.secretResolver.resolve({
-          ref,
-          tenantId: item.tenantId,
-          subscriptionId: item.subscriptionId,
-          deliveryId: item.id,
-          idempotencyKey: item.idempotencyKey,
+    let resolved: unknown = context.secretResolver.resolve({
+      ref,
+      tenantId: item.tenantId,
+      subscriptionId: item.subscriptionId,
+      deliveryId: item.id,
+      idempotencyKey: item.idempotencyKey,
+    });
+    // Only a resolver that answers later can be too slow; a synchronous answer (the default
+    // resolver's) needs no timer and no race, which cost more than the rest of this function.
+    if (isThenable(resolved)) {
+      resolved = await Promise.race([
+        resolved,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error('secret resolver timed out')),
+            context.deliveryTimeoutMs,
+          );
         }),
-      ),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error('secret resolver timed out')),
-          context.deliveryTimeoutMs,
-        );
-      }),
-    ]);
+      ]);
+    }
     if (typeof resolved !== 'string' || (resolved === '' && !context.emptySecretAllowed)) {
       context.logger.warn(
         { ...fields, reason: 'empty' },
@@ -257,4 +268,12 @@ async function resolveSecret(
   } finally {
     clearTimeout(timer);
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }

@@ -5,8 +5,8 @@ import { DELIVERY_BOOKKEEPING_TIMEOUT_MS, MIN_CLAIM_LEASE_MARGIN_MS } from '../c
 import { HookdError, isHookdError } from '../errors.js';
 import {
   attemptEvent,
-  deliveryEvent,
   publishCircuitTransition,
+  startedEvent,
   type Publish,
 } from '../event-payloads.js';
 import type { Logger } from '../logger.js';
@@ -17,6 +17,7 @@ import type {
   Repository,
 } from '../repository/repository.js';
 import type { CircuitSettings } from '../retry/circuit-breaker.js';
+import { AbortHandle } from '../delivery/http-sender.js';
 import { CompletionWriter, type RecordedCompletion } from './completion-writer.js';
 import { performAttempt, type AttemptContext, type AttemptReport } from './delivery-attempt.js';
 import { jitterInterval, nextIdleInterval } from './idle-backoff.js';
@@ -32,7 +33,9 @@ import { jitterInterval, nextIdleInterval } from './idle-backoff.js';
  *   be in doubt renews it first and is dropped, unsent, if the claim was lost.
  * - Deliveries that will not be attempted now (paused subscription, open circuit, shutdown) are
  *   released with their attempt count refunded, never left to wait out a whole lease.
- * - Every attempt that started is recorded before its slot is freed.
+ * - Every attempt that started is recorded. Its worker slot is freed when its request is over;
+ *   until its outcome is written the delivery still counts as held, so unrecorded attempts are
+ *   bounded by the claim capacity, and stop() waits for them.
  */
 
 /** Dependencies of a {@link WorkerPool}. */
@@ -53,10 +56,40 @@ interface Held {
   readonly claimedAt: number;
   /** Endpoint whose half-open trial slot this delivery holds. */
   readonly trialEndpoint: string | null;
+  /** The origin (scheme://host:port) its request goes to: the unit of the per-origin cap. */
+  readonly origin: string;
+  /** The endpoint URL (what the circuit breaker keys on). */
+  readonly endpoint: string;
+  /** `performance.now()` when it joined the queue. */
+  readonly queuedAt: number;
+}
+
+/**
+ * One origin's share of the pool: requests under way, how long they take, and its claimed
+ * deliveries waiting to start (in claim order).
+ */
+interface OriginLoad {
+  sending: number;
+  /** Moving average of its attempts' durations, in ms (0 until one finished). */
+  averageMs: number;
+  /** `performance.now()` when one of its requests last finished (or it was first seen). */
+  lastDoneAt: number;
+  /** Its claimed deliveries not started yet, oldest first. */
+  readonly queue: Held[];
 }
 
 /** Largest claim statement, whatever the pool size. */
 const MAX_CLAIM_SIZE = 500;
+/**
+ * A delivery whose origin is at its request cap, and slow (none of its requests finished for
+ * this long), waits this long for it at most; then it goes back to the database (attempt
+ * refunded) so it cannot keep places of the claimed queue from other origins' work. A fast
+ * origin that is merely busy keeps its deliveries: they will go within milliseconds.
+ */
+const ORIGIN_WAIT_MS = 250;
+/** Shortest and longest delay before a delivery given back for a busy origin is due again. */
+const ORIGIN_RETRY_MIN_MS = 1_000;
+const ORIGIN_RETRY_MAX_MS = 30_000;
 /** How long a delivery waits when its half-open circuit already has enough trials in flight. */
 const HALF_OPEN_RECHECK_MS = 1_000;
 /** Due times remembered for early wake-ups; beyond this, polling alone finds the work. */
@@ -82,10 +115,19 @@ export class WorkerPool {
   #generation = 0;
   #context: AttemptContext | null = null;
   #writer: CompletionWriter;
-  #queue: Held[] = [];
+  /** Claimed deliveries not started yet, across every origin's queue. */
+  #queued = 0;
+  /** Attempts whose request is over and whose outcome is being recorded. */
+  readonly #recording = new Set<Promise<void>>();
+  /** Per-origin load, kept while an origin has requests under way or deliveries waiting. */
+  readonly #origins = new Map<string, OriginLoad>();
+  /** Requests one origin may have under way (the HTTP agent's connections per origin). */
+  #originLimit = Number.POSITIVE_INFINITY;
+  /** When waiting deliveries were last checked against ORIGIN_WAIT_MS. */
+  #lastWaitCheck = 0;
   readonly #active = new Map<
     string,
-    { readonly controller: AbortController; readonly done: Promise<void> }
+    { readonly abort: AbortHandle; readonly done: Promise<void> }
   >();
   readonly #trials = new Map<string, number>();
   #claiming: Promise<void> | null = null;
@@ -116,8 +158,8 @@ export class WorkerPool {
       : null;
     this.#leaseMs = claimLease(options.config);
     this.#maxHeld = options.config.workerCount * effectiveBatchSize(options.config);
-    // With a backlog, wait for a quarter of the pool to free up before claiming again, so claims
-    // stay batched instead of degrading to one row per statement.
+    // While busy, wait for a quarter of the pool to free up before claiming again, so claims stay
+    // batched instead of degrading to one row per statement.
     this.#backlogClaimThreshold = Math.max(1, Math.ceil(this.#maxHeld / 4));
     // Until this much time has passed since the claim, the lease certainly still covers a whole
     // attempt plus its bookkeeping; after it, renew before sending.
@@ -132,14 +174,14 @@ export class WorkerPool {
     this.#writer = this.#newWriter();
   }
 
-  /** Deliveries being attempted right now. */
+  /** Deliveries being attempted right now (their requests; not those being recorded). */
   get inFlight(): number {
     return this.#active.size;
   }
 
   /** Deliveries claimed and waiting for a free slot. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queued;
   }
 
   /** Starts claiming. Called by `Manager.start()`. */
@@ -148,6 +190,7 @@ export class WorkerPool {
     this.#running = true;
     this.#generation += 1;
     this.#context = this.#attemptContext();
+    this.#originLimit = this.#context.requestsPerOrigin;
     this.#interval = this.#config.queuePollInterval;
     this.#wantClaim = true;
     this.#schedulePump();
@@ -193,19 +236,130 @@ export class WorkerPool {
 
   #pump(): void {
     if (!this.#running) return;
-    while (this.#active.size < this.#config.workerCount && this.#queue.length > 0) {
-      this.#startAttempt(this.#queue.shift()!);
-    }
+    this.#startQueued();
     if (this.#claiming || !this.#wantClaim) return;
-    const held = this.#active.size + this.#queue.length;
+    const held = this.#active.size + this.#recording.size + this.#queued;
     const capacity = Math.min(this.#maxHeld - held, MAX_CLAIM_SIZE);
     if (capacity <= 0) return;
-    if (this.#backlog && held > 0 && capacity < this.#backlogClaimThreshold) return;
+    // Busy: claim only once a quarter of the capacity is free, wake-up or not. A NOTIFY arrives
+    // with every insert statement; claiming each time a single slot freed turned a busy pool's
+    // claims into statements of a few rows (each paying the whole statement's cost) and the pool
+    // fell behind a steady 3,000/s it drains at twice that rate. An idle pool (nothing held)
+    // still claims at once.
+    if (held > 0 && capacity < this.#backlogClaimThreshold) return;
     this.#wantClaim = false;
     this.#claiming = this.#claim(capacity).finally(() => {
       this.#claiming = null;
       this.#schedulePump();
     });
+  }
+
+  /**
+   * Starts claimed deliveries while worker slots are free: one at a time from each origin in
+   * turn (claim order within an origin), passing over origins that already have as many
+   * requests under way as the HTTP agent carries to them — those would only wait inside the
+   * agent while holding a slot, and a slow origin would end up holding every slot. A delivery
+   * that waited too long for a slow origin goes back to the database.
+   */
+  #startQueued(): void {
+    const workers = this.#config.workerCount;
+    const limit = this.#originLimit;
+    let started = true;
+    while (started && this.#queued > 0 && this.#active.size < workers) {
+      started = false;
+      for (const load of this.#origins.values()) {
+        if (this.#active.size >= workers) break;
+        if (load.queue.length === 0 || load.sending >= limit) continue;
+        this.#startAttempt(load.queue.shift()!);
+        started = true;
+      }
+    }
+    if (this.#queued > 0) this.#checkWaiting();
+  }
+
+  #checkWaiting(): void {
+    const now = performance.now();
+    if (now - this.#lastWaitCheck < ORIGIN_WAIT_MS / 4) return;
+    this.#lastWaitCheck = now;
+    this.#giveBackWaiting(now);
+  }
+
+  #loadOf(origin: string): OriginLoad {
+    let load = this.#origins.get(origin);
+    if (!load) {
+      load = { sending: 0, averageMs: 0, lastDoneAt: performance.now(), queue: [] };
+      this.#origins.set(origin, load);
+    }
+    return load;
+  }
+
+  #dropIfIdle(origin: string, load: OriginLoad): void {
+    if (load.sending <= 0 && load.queue.length === 0) this.#origins.delete(origin);
+  }
+
+  /** Takes the queued deliveries `leave` selects out of the queue; their trial slots end. */
+  #unqueue(leave: (held: Held, load: OriginLoad) => boolean): Held[] {
+    const left: Held[] = [];
+    for (const [origin, load] of this.#origins) {
+      if (load.queue.length === 0) continue;
+      const stay = load.queue.filter((held) => {
+        if (!leave(held, load)) return true;
+        left.push(held);
+        return false;
+      });
+      if (stay.length === load.queue.length) continue;
+      load.queue.length = 0;
+      load.queue.push(...stay);
+      this.#dropIfIdle(origin, load);
+    }
+    this.#queued -= left.length;
+    for (const held of left) if (held.trialEndpoint !== null) this.#endTrial(held.trialEndpoint);
+    return left;
+  }
+
+  /**
+   * Sends deliveries that waited too long for a slow origin back to the database, due again
+   * when the origin can be expected to take them: one round of its requests (its average
+   * attempt time, at least ORIGIN_RETRY_MIN_MS) per `limit` deliveries ahead of them, so they
+   * come back in turn instead of all at once.
+   */
+  #giveBackWaiting(now: number): void {
+    const limit = this.#originLimit;
+    const back: ClaimRelease[] = [];
+    const ahead = new Map<string, number>();
+    this.#unqueue((held, load) => {
+      // Slow: at its cap, and no request of it finished for ORIGIN_WAIT_MS (a busy fast origin
+      // finishes some every few milliseconds).
+      if (
+        load.sending < limit ||
+        now - load.lastDoneAt < ORIGIN_WAIT_MS ||
+        now - held.queuedAt < ORIGIN_WAIT_MS
+      ) {
+        return false;
+      }
+      const position = ahead.get(held.origin) ?? 0;
+      ahead.set(held.origin, position + 1);
+      const round = Math.max(ORIGIN_RETRY_MIN_MS, load.averageMs);
+      const delayMs = Math.min(
+        ORIGIN_RETRY_MAX_MS,
+        Math.round(round * (1 + Math.floor(position / limit))),
+      );
+      back.push({ ...releaseNow(held.item), retryAt: { delayMs } });
+      return true;
+    });
+    if (back.length === 0) return;
+    void this.#release(back);
+    this.#schedulePump();
+  }
+
+  /** Gives back the waiting deliveries of an endpoint whose circuit this process just opened. */
+  #parkEndpoint(endpoint: string): void {
+    if (!this.#circuitSettings) return;
+    const delayMs = this.#circuitSettings.timeoutMs;
+    const left = this.#unqueue((held) => held.endpoint === endpoint);
+    if (left.length === 0) return;
+    void this.#release(left.map((held) => ({ ...releaseNow(held.item), retryAt: { delayMs } })));
+    this.#schedulePump();
   }
 
   /**
@@ -306,8 +460,20 @@ export class WorkerPool {
     const admitted = await this.#admitThroughCircuits(candidates, releases);
     if (releases.length > 0) await this.#release(releases);
     for (const item of exhausted) this.#finishExhausted(item);
-    for (const [item, trialEndpoint] of admitted)
-      this.#queue.push({ item, claimedAt, trialEndpoint });
+    const queuedAt = performance.now();
+    for (const [item, trialEndpoint] of admitted) {
+      const endpoint = item.url ?? item.subscription?.url ?? '';
+      const origin = this.#context!.targets.origin(endpoint);
+      this.#loadOf(origin).queue.push({
+        item,
+        claimedAt,
+        trialEndpoint,
+        origin,
+        endpoint,
+        queuedAt,
+      });
+      this.#queued += 1;
+    }
   }
 
   /**
@@ -426,16 +592,61 @@ export class WorkerPool {
   // ── Attempts ─────────────────────────────────────────────────────────────────────────────
 
   #startAttempt(held: Held): void {
-    const controller = new AbortController();
-    const done = this.#runAttempt(held, controller.signal).finally(() => {
+    const abort = new AbortHandle();
+    this.#queued -= 1;
+    this.#loadOf(held.origin).sending += 1;
+    const done = this.#runAttempt(held, abort).finally(() => {
       this.#active.delete(held.item.id);
+      this.#schedulePump();
+    });
+    this.#active.set(held.item.id, { abort, done });
+  }
+
+  /**
+   * The part of an attempt that holds a worker slot: the request. Its bookkeeping goes on
+   * without the slot (the completion writer batches it with others), while the delivery still
+   * counts as held — so the slot serves the next request instead of waiting for a database
+   * round trip, and unrecorded attempts stay bounded by the claim capacity.
+   */
+  async #runAttempt(held: Held, abort: AbortHandle): Promise<void> {
+    let report: AttemptReport | null = null;
+    try {
+      report = await this.#send(held, abort);
+    } finally {
+      this.#doneSending(held.origin, report?.sent === true ? report.attempt.durationMs : null);
+    }
+    if (!report) {
+      if (held.trialEndpoint !== null) this.#endTrial(held.trialEndpoint);
+      return;
+    }
+    const recording: Promise<void> = this.#record(held.item, report).finally(() => {
+      this.#recording.delete(recording);
+      // A half-open trial counts until its result is written: that is what moves the circuit.
       if (held.trialEndpoint !== null) this.#endTrial(held.trialEndpoint);
       this.#schedulePump();
     });
-    this.#active.set(held.item.id, { controller, done });
+    this.#recording.add(recording);
   }
 
-  async #runAttempt(held: Held, signal: AbortSignal): Promise<void> {
+  /** The origin's request is over (whatever came of it): its place goes to the next one. */
+  #doneSending(origin: string, durationMs: number | null): void {
+    const load = this.#origins.get(origin);
+    if (!load) return;
+    const wasFull = load.sending >= this.#originLimit;
+    load.sending -= 1;
+    load.lastDoneAt = performance.now();
+    if (durationMs !== null) {
+      load.averageMs = load.averageMs === 0 ? durationMs : load.averageMs * 0.8 + durationMs * 0.2;
+    }
+    this.#dropIfIdle(origin, load);
+    if (wasFull) this.#schedulePump();
+  }
+
+  /**
+   * Renews the claim if it has been held long, then performs the attempt. `null` when there is
+   * nothing to record.
+   */
+  async #send(held: Held, abort: AbortHandle): Promise<AttemptReport | null> {
     const { item } = held;
     const context = this.#context!;
     if (performance.now() - held.claimedAt > this.#renewAfterMs) {
@@ -450,16 +661,12 @@ export class WorkerPool {
         } else {
           this.#reportError('renewDeliveryClaim', error);
         }
-        return;
+        return null;
       }
     }
-    let report: AttemptReport;
     try {
-      report = await performAttempt(item, context, signal, () => {
-        this.#publish('delivery.started', {
-          ...deliveryEvent(item, 'pending', new Date()),
-          attemptNumber: item.attemptCount,
-        });
+      return await performAttempt(item, context, abort, () => {
+        this.#publish('delivery.started', startedEvent(item, new Date()));
       });
     } catch (error) {
       // performAttempt turns every expected failure into a report; reaching this is a bug. The
@@ -469,8 +676,12 @@ export class WorkerPool {
       await this.#release([
         { ...releaseNow(item), retryAt: { delayMs: this.#leaseMs }, refundAttempt: false },
       ]);
-      return;
+      return null;
     }
+  }
+
+  /** Records what the attempt did (after its worker slot was freed); retried until written. */
+  async #record(item: ClaimedDelivery, report: AttemptReport): Promise<void> {
     const endpoint = item.url ?? item.subscription?.url ?? '';
     const circuit = this.#circuitEventFor(item, report, endpoint);
     const outcome =
@@ -525,11 +736,11 @@ export class WorkerPool {
       item,
       {
         status,
-        outcome: decision.outcome,
-        attemptNumber: attempt.attemptNumber,
-        statusCode: attempt.statusCode,
-        durationMs: attempt.durationMs,
-        error: attempt.error,
+        outcome: report.decision.outcome,
+        attemptNumber: report.attempt.attemptNumber,
+        statusCode: report.attempt.statusCode,
+        durationMs: report.attempt.durationMs,
+        error: report.attempt.error,
         nextRetryAt: recorded.result.nextRetryAt,
       },
       now,
@@ -545,6 +756,9 @@ export class WorkerPool {
       return;
     }
     const transition = recorded.transition;
+    // Deliveries of an endpoint whose circuit just opened would each cost a doomed attempt (a
+    // timeout, for a hanging endpoint) while holding a slot: park them now, as a claim would.
+    if (transition?.to === 'open') this.#parkEndpoint(transition.endpoint);
     switch (decision.outcome) {
       case 'success':
         if (transition) publishCircuitTransition(this.#publish, transition);
@@ -584,8 +798,7 @@ export class WorkerPool {
     const abortAt = deadline - Math.min(MAX_RECORDING_RESERVE_MS, timeoutMs / 2);
 
     // Claimed but not started: hand back at once, due now, attempt refunded.
-    const queued = this.#queue.splice(0);
-    for (const held of queued) if (held.trialEndpoint !== null) this.#endTrial(held.trialEndpoint);
+    const queued = this.#unqueue(() => true);
     await untilDeadline(this.#release(queued.map((held) => releaseNow(held.item))), deadline);
     if (this.#claiming) await untilDeadline(this.#claiming, deadline);
 
@@ -596,10 +809,12 @@ export class WorkerPool {
         { inFlight: this.#active.size },
         'stop timeout reached: aborting in-flight attempts',
       );
-      for (const entry of this.#active.values()) entry.controller.abort();
+      for (const entry of this.#active.values()) entry.abort.abort();
       await untilDeadline(Promise.allSettled(running()), deadline);
     }
     await untilDeadline(this.#writer.drain(), deadline);
+    // Outcomes written: let their events go out before stop() resolves.
+    await untilDeadline(Promise.allSettled([...this.#recording]), deadline);
     const unrecorded = this.#writer.backlog + this.#active.size;
     if (unrecorded > 0) {
       this.#logger.error(
