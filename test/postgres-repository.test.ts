@@ -68,6 +68,41 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((created) => created.close()));
 });
 
+describe('PostgresRepository: statement timeouts', () => {
+  it('refuses a negative or fractional queryTimeoutMs', () => {
+    for (const queryTimeoutMs of [-1, 1.5, Number.NaN]) {
+      expect(
+        () => new PostgresRepository(pool, { tablePrefix: schema.prefix, queryTimeoutMs }),
+      ).toThrow(
+        expect.objectContaining({ code: 'HOOKD_ERR_INVALID_CONFIG', field: 'queryTimeoutMs' }),
+      );
+    }
+  });
+
+  it('fails a statement that gets no answer in time, then carries on; cleanup statements wait', async () => {
+    const timed = repository(testDatabaseUrl(), { queryTimeoutMs: 300 });
+    await timed.createSubscription(makeSubscription({ tenantId: 'locked' }));
+    // Another session holds the deliveries table: every statement that touches it must wait.
+    const blocker = await pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`LOCK TABLE ${schema.config.tables.deliveries} IN ACCESS EXCLUSIVE MODE`);
+      const started = Date.now();
+      const error = await expectCode(timed.getDelivery('dlv_whatever'), 'HOOKD_ERR_DATABASE');
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(error.message).toContain('queryTimeoutMs');
+      // A cleanup count is not limited: it waits for the lock instead of failing.
+      const count = timed.countDeliveriesByFilter({ tenantId: 'locked' });
+      setTimeout(() => void blocker.query('COMMIT'), 600);
+      await expect(count).resolves.toBe(0);
+    } finally {
+      blocker.release();
+    }
+    // The timed-out connection was discarded; the repository works on.
+    await expectCode(timed.getDelivery('dlv_whatever'), 'HOOKD_ERR_DELIVERY_NOT_FOUND');
+  });
+});
+
 describe('PostgresRepository: construction', () => {
   it('requires a valid table prefix and a connection', () => {
     const bad = (options: unknown) => () =>

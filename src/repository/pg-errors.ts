@@ -89,6 +89,12 @@ export function mapPgError(error: unknown, schema: SchemaConfig): HookdError {
           `create or upgrade them with new SchemaManager(pool, newSchemaConfig("${schema.prefix}")).ensureSchema() before using the repository`,
       );
     case undefined:
+      if (message === 'Query read timeout') {
+        return wrap(
+          'HOOKD_ERR_DATABASE',
+          'database did not answer within the query timeout (queryTimeoutMs)',
+        );
+      }
       return wrap('HOOKD_ERR_DATABASE', `database unavailable: ${message}`);
     default:
       // Class 22 (data exception) and 23 (integrity) mean the value was refused, not the server.

@@ -19,8 +19,16 @@ export type Row = Readonly<Record<string, unknown>>;
 
 /** Runs statements. */
 export interface Runner {
-  /** Runs one statement with `$n` parameters; returns its rows. */
-  rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]>;
+  /**
+   * Runs one statement with `$n` parameters; returns its rows. Statements time out after the
+   * repository's query timeout unless `unbounded` (maintenance work that may legitimately run
+   * long).
+   */
+  rows(
+    text: string,
+    values?: readonly unknown[],
+    options?: StatementOptions,
+  ): Promise<readonly Row[]>;
   /**
    * Runs several statements (no parameters) in one round trip; returns the rows of the last one
    * that returns rows.
@@ -31,6 +39,12 @@ export interface Runner {
    * transaction's or caller's client.
    */
   transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T>;
+}
+
+/** Per-statement options. */
+export interface StatementOptions {
+  /** No client-side timeout for this statement (cleanup of many rows, statistics). */
+  readonly unbounded?: boolean;
 }
 
 /** Maps a driver error to a `HookdError`. */
@@ -44,15 +58,28 @@ async function run(
   text: string,
   values: readonly unknown[] | undefined,
   mapError: ErrorMapper,
+  timeoutMs = 0,
 ): Promise<PgQueryResult> {
   // (A multi-statement text, sent without values, resolves to one result per statement.)
+  // query_timeout is pg's client-side read timeout: a network that silently stops answering
+  // fails the call instead of hanging it, and pg then discards that connection.
+  const config: {
+    text: string;
+    types: typeof PG_TYPES;
+    values?: unknown[];
+    query_timeout?: number;
+  } = { text, types: PG_TYPES };
+  if (values !== undefined) config.values = values as unknown[];
+  if (timeoutMs > 0) config.query_timeout = timeoutMs;
   try {
-    return await target.query(
-      values === undefined ? { text, types: PG_TYPES } : { text, values, types: PG_TYPES },
-    );
+    return await target.query(config);
   } catch (error) {
     throw mapError(error);
   }
+}
+
+function timeoutOf(timeoutMs: number, options: StatementOptions | undefined): number {
+  return options?.unbounded === true ? 0 : timeoutMs;
 }
 
 /** The rows of the last statement of a multi-statement result that returned rows. */
@@ -70,21 +97,29 @@ export class ClientRunner implements Runner {
   readonly #client: PgQueryable;
   readonly #mapError: ErrorMapper;
   readonly #guard: Guard;
+  readonly #timeoutMs: number;
 
-  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard) {
+  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
     this.#client = client;
     this.#mapError = mapError;
     this.#guard = guard;
+    this.#timeoutMs = timeoutMs;
   }
 
-  async rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
+  async rows(
+    text: string,
+    values?: readonly unknown[],
+    options?: StatementOptions,
+  ): Promise<readonly Row[]> {
     this.#guard();
-    return (await run(this.#client, text, values, this.#mapError)).rows;
+    return (
+      await run(this.#client, text, values, this.#mapError, timeoutOf(this.#timeoutMs, options))
+    ).rows;
   }
 
   async script(text: string): Promise<readonly Row[]> {
     this.#guard();
-    return lastRows(await run(this.#client, text, undefined, this.#mapError));
+    return lastRows(await run(this.#client, text, undefined, this.#mapError, this.#timeoutMs));
   }
 
   transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
@@ -105,21 +140,29 @@ export class PoolRunner implements Runner {
   readonly #pool: PgPool;
   readonly #mapError: ErrorMapper;
   readonly #guard: Guard;
+  readonly #timeoutMs: number;
 
-  constructor(pool: PgPool, mapError: ErrorMapper, guard: Guard) {
+  constructor(pool: PgPool, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
     this.#pool = pool;
     this.#mapError = mapError;
     this.#guard = guard;
+    this.#timeoutMs = timeoutMs;
   }
 
-  async rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
+  async rows(
+    text: string,
+    values?: readonly unknown[],
+    options?: StatementOptions,
+  ): Promise<readonly Row[]> {
     this.#guard();
-    return (await run(this.#pool, text, values, this.#mapError)).rows;
+    return (
+      await run(this.#pool, text, values, this.#mapError, timeoutOf(this.#timeoutMs, options))
+    ).rows;
   }
 
   async script(text: string): Promise<readonly Row[]> {
     this.#guard();
-    return lastRows(await run(this.#pool, text, undefined, this.#mapError));
+    return lastRows(await run(this.#pool, text, undefined, this.#mapError, this.#timeoutMs));
   }
 
   async transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
@@ -147,7 +190,7 @@ export class PoolRunner implements Runner {
       throw this.#mapError(error);
     }
     try {
-      await run(client, 'BEGIN', undefined, this.#mapError);
+      await run(client, 'BEGIN', undefined, this.#mapError, this.#timeoutMs);
     } catch (error) {
       client.release(error instanceof Error ? error : true);
       throw error;
@@ -162,10 +205,10 @@ export class PoolRunner implements Runner {
       );
     };
     return {
-      runner: new ClientRunner(client, this.#mapError, guard),
+      runner: new ClientRunner(client, this.#mapError, guard, this.#timeoutMs),
       commit: async () => {
         try {
-          await run(client, 'COMMIT', undefined, this.#mapError);
+          await run(client, 'COMMIT', undefined, this.#mapError, this.#timeoutMs);
           release();
         } catch (error) {
           release(error);
@@ -175,7 +218,7 @@ export class PoolRunner implements Runner {
       rollback: async () => {
         if (released) return;
         try {
-          await run(client, 'ROLLBACK', undefined, this.#mapError);
+          await run(client, 'ROLLBACK', undefined, this.#mapError, this.#timeoutMs);
           release();
         } catch (error) {
           // The server rolls back a transaction whose connection is gone: nothing to report.
@@ -195,38 +238,50 @@ export class SerialClientRunner implements Runner {
   readonly #client: PgQueryable;
   readonly #mapError: ErrorMapper;
   readonly #guard: Guard;
+  readonly #timeoutMs: number;
   #tail: Promise<unknown> = Promise.resolve();
 
-  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard) {
+  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
     this.#client = client;
     this.#mapError = mapError;
     this.#guard = guard;
+    this.#timeoutMs = timeoutMs;
   }
 
-  rows(text: string, values?: readonly unknown[]): Promise<readonly Row[]> {
+  rows(
+    text: string,
+    values?: readonly unknown[],
+    options?: StatementOptions,
+  ): Promise<readonly Row[]> {
     return this.#exclusive(async () => {
       this.#guard();
-      return (await run(this.#client, text, values, this.#mapError)).rows;
+      return (
+        await run(this.#client, text, values, this.#mapError, timeoutOf(this.#timeoutMs, options))
+      ).rows;
     });
   }
 
   script(text: string): Promise<readonly Row[]> {
     return this.#exclusive(async () => {
       this.#guard();
-      return lastRows(await run(this.#client, text, undefined, this.#mapError));
+      return lastRows(await run(this.#client, text, undefined, this.#mapError, this.#timeoutMs));
     });
   }
 
   transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
     return this.#exclusive(async () => {
       this.#guard();
-      await run(this.#client, 'BEGIN', undefined, this.#mapError);
+      await run(this.#client, 'BEGIN', undefined, this.#mapError, this.#timeoutMs);
       try {
-        const result = await work(new ClientRunner(this.#client, this.#mapError, this.#guard));
-        await run(this.#client, 'COMMIT', undefined, this.#mapError);
+        const result = await work(
+          new ClientRunner(this.#client, this.#mapError, this.#guard, this.#timeoutMs),
+        );
+        await run(this.#client, 'COMMIT', undefined, this.#mapError, this.#timeoutMs);
         return result;
       } catch (error) {
-        await run(this.#client, 'ROLLBACK', undefined, this.#mapError).catch(() => undefined);
+        await run(this.#client, 'ROLLBACK', undefined, this.#mapError, this.#timeoutMs).catch(
+          () => undefined,
+        );
         throw error;
       }
     });

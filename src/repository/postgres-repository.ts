@@ -69,7 +69,10 @@ export interface PostgresPoolOptions {
   readonly max?: number;
   /** Close a connection idle this long (ms); 0 keeps idle connections. @default 10000 */
   readonly idleTimeoutMillis?: number;
-  /** Give up opening a connection after this long (ms); 0 waits forever. @default 0 */
+  /**
+   * Give up opening a connection after this long (ms); 0 waits forever. A network that silently
+   * drops packets would otherwise hang every call until it recovers. @default 10000
+   */
   readonly connectionTimeoutMillis?: number;
   /** Replace connections older than this (seconds); 0 = never. @default 0 */
   readonly maxLifetimeSeconds?: number;
@@ -95,6 +98,14 @@ export interface PostgresRepositoryOptions {
    * @default { maxBatchSize: 500, maxInFlight: 2, busyGroupMs: 2 }
    */
   readonly insertBatching?: false | InsertBatcherOptions;
+  /**
+   * Fail a statement that gets no answer within this long (ms), and discard its connection: a
+   * partitioned network fails calls with `HOOKD_ERR_DATABASE` instead of hanging them. Cleanup
+   * and statistics statements, which may legitimately run long, are not limited. 0 disables.
+   * Applies to pools and clients passed in too (set `connectionTimeoutMillis` and `keepAlive`
+   * on those yourself). @default 30000
+   */
+  readonly queryTimeoutMs?: number;
 }
 
 type Mode = 'pool' | 'serial' | 'tx' | 'client';
@@ -110,6 +121,8 @@ export interface Core {
   /** Set when the repository was created from a connection string: LISTEN gets its own client. */
   readonly connectionString: string | null;
   readonly applicationName: string;
+  /** Client-side timeout of each bounded statement (0 = none). */
+  readonly queryTimeoutMs: number;
   readonly rootRunner: Runner;
   batcher: InsertBatcher | null;
   /** Coalesces concurrent `getSubscription` reads on the pool (null on a single client). */
@@ -120,6 +133,12 @@ export interface Core {
 }
 
 const DEFAULT_APPLICATION_NAME = 'node-hookd';
+const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+/** Maintenance statements that may legitimately run long: no client-side timeout. */
+const UNBOUNDED = { unbounded: true } as const;
+const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
+/** First TCP keep-alive probe on an idle connection: a dead peer is noticed in minutes, not hours. */
+const KEEP_ALIVE_INITIAL_DELAY_MS = 10_000;
 /**
  * How long a busy batcher lets single `queueDelivery()` reads and inserts gather (see
  * `InsertBatcher`). At 3,000 calls/s with no wait, statements carried ~3 rows each and
@@ -213,7 +232,8 @@ export abstract class PostgresStore implements Repository {
   }
 
   async deleteSubscription(id: string): Promise<void> {
-    const rows = await this.#runner.rows(this.#q.deleteSubscription, [id]);
+    // Unbounded: deleting a subscription deletes all of its deliveries and attempts.
+    const rows = await this.#runner.rows(this.#q.deleteSubscription, [id], UNBOUNDED);
     if (rows.length === 0) throw subscriptionNotFound(id);
   }
 
@@ -434,12 +454,12 @@ export abstract class PostgresStore implements Repository {
   }
 
   async countExpiredIdempotencyKeys(): Promise<number> {
-    const [row] = await this.#runner.rows(this.#q.countExpiredIdempotencyKeys);
+    const [row] = await this.#runner.rows(this.#q.countExpiredIdempotencyKeys, [], UNBOUNDED);
     return Number(row?.['n'] ?? 0);
   }
 
   async cleanupExpiredIdempotencyKeys(): Promise<number> {
-    const [row] = await this.#runner.rows(this.#q.deleteExpiredIdempotencyKeys);
+    const [row] = await this.#runner.rows(this.#q.deleteExpiredIdempotencyKeys, [], UNBOUNDED);
     return Number(row?.['n'] ?? 0);
   }
 
@@ -510,14 +530,14 @@ export abstract class PostgresStore implements Repository {
   async countDeliveriesByFilter(input: CleanupFilter): Promise<number> {
     const filter = validateCleanupFilter(input);
     const { text, values } = this.#q.countDeliveries(filter);
-    const [row] = await this.#runner.rows(text, values);
+    const [row] = await this.#runner.rows(text, values, UNBOUNDED);
     return Number(row?.['n'] ?? 0);
   }
 
   async deleteDeliveriesByFilter(input: CleanupFilter): Promise<DeletedCounts> {
     const filter = validateCleanupFilter(input);
     const { text, values } = this.#q.deleteDeliveries(filter);
-    const [row] = await this.#runner.rows(text, values);
+    const [row] = await this.#runner.rows(text, values, UNBOUNDED);
     return {
       deliveries: Number(row?.['deliveries'] ?? 0),
       attempts: Number(row?.['attempts'] ?? 0),
@@ -525,7 +545,7 @@ export abstract class PostgresStore implements Repository {
   }
 
   async getMaintenanceStats(): Promise<MaintenanceStats> {
-    const [row] = await this.#runner.rows(this.#q.maintenanceStats);
+    const [row] = await this.#runner.rows(this.#q.maintenanceStats, [], UNBOUNDED);
     const counts = (row?.['by_status'] ?? {}) as Partial<Record<DeliveryStatus, number>>;
     const byStatus: Record<DeliveryStatus, number> = {
       pending: Number(counts.pending ?? 0),
@@ -575,12 +595,15 @@ export abstract class PostgresStore implements Repository {
       );
     }
     const state = { done: false };
-    const open = await new PoolRunner(core.pool, core.mapError, () => assertOpen(core)).begin(
-      () => {
-        assertOpen(core);
-        if (state.done) throw closedError('transaction');
-      },
-    );
+    const open = await new PoolRunner(
+      core.pool,
+      core.mapError,
+      () => assertOpen(core),
+      core.queryTimeoutMs,
+    ).begin(() => {
+      assertOpen(core);
+      if (state.done) throw closedError('transaction');
+    });
     return new PostgresTransaction(core, open.runner, state, open);
   }
 
@@ -602,7 +625,7 @@ export abstract class PostgresStore implements Repository {
     const core = this.#core;
     return new PostgresClientRepository(
       core,
-      new ClientRunner(client, core.mapError, () => assertOpen(core)),
+      new ClientRunner(client, core.mapError, () => assertOpen(core), core.queryTimeoutMs),
     );
   }
 
@@ -898,6 +921,16 @@ function createCore(connection: string | object, options: PostgresRepositoryOpti
   const queries = new PostgresQueries(schema);
   const mapError = (error: unknown) => mapPgError(error, schema);
   const applicationName = options.pool?.applicationName ?? DEFAULT_APPLICATION_NAME;
+  const queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  if (!Number.isInteger(queryTimeoutMs) || queryTimeoutMs < 0) {
+    throw new HookdError(
+      'HOOKD_ERR_INVALID_CONFIG',
+      'queryTimeoutMs must be a non-negative integer (milliseconds)',
+      {
+        field: 'queryTimeoutMs',
+      },
+    );
+  }
   let pool: PgPool | null = null;
   let single: PgQueryable | null = null;
   let ownsPool = false;
@@ -924,9 +957,10 @@ function createCore(connection: string | object, options: PostgresRepositoryOpti
     ownsPool,
     connectionString,
     applicationName,
+    queryTimeoutMs,
     rootRunner: pool
-      ? new PoolRunner(pool, mapError, () => assertOpen(core))
-      : new SerialClientRunner(single!, mapError, () => assertOpen(core)),
+      ? new PoolRunner(pool, mapError, () => assertOpen(core), queryTimeoutMs)
+      : new SerialClientRunner(single!, mapError, () => assertOpen(core), queryTimeoutMs),
     batcher: null,
     subscriptionLookups: null,
     listener: null,
@@ -937,11 +971,14 @@ function createCore(connection: string | object, options: PostgresRepositoryOpti
 }
 
 function poolConfig(options: PostgresPoolOptions, applicationName: string): pg.PoolConfig {
-  const config: pg.PoolConfig = { application_name: applicationName };
+  const config: pg.PoolConfig = {
+    application_name: applicationName,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEP_ALIVE_INITIAL_DELAY_MS,
+  };
   if (options.max !== undefined) config.max = options.max;
   if (options.idleTimeoutMillis !== undefined) config.idleTimeoutMillis = options.idleTimeoutMillis;
-  if (options.connectionTimeoutMillis !== undefined)
-    config.connectionTimeoutMillis = options.connectionTimeoutMillis;
   if (options.maxLifetimeSeconds !== undefined)
     config.maxLifetimeSeconds = options.maxLifetimeSeconds;
   if (options.ssl !== undefined) config.ssl = options.ssl;
@@ -958,7 +995,9 @@ function createWorkListener(core: Core): WorkListener | null {
       const client = new pg.Client({
         connectionString,
         application_name: core.applicationName,
+        connectionTimeoutMillis: DEFAULT_CONNECTION_TIMEOUT_MS,
         keepAlive: true,
+        keepAliveInitialDelayMillis: KEEP_ALIVE_INITIAL_DELAY_MS,
       });
       client.on('error', () => undefined);
       await client.connect();

@@ -71,7 +71,9 @@ beforeAll(async () => {
   proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
   await proxy.up();
   fleet = new ReceiverFleet();
-  producer = new Producer(proxy.rewrite(db.url), db.prefix);
+  // Short connect and statement timeouts (defaults: 10 s and 30 s), so a partition fails calls
+  // within the bound this file checks.
+  producer = new Producer(proxy.rewrite(db.url), db.prefix, { timeoutsMs: 1_000 });
 });
 
 afterAll(async () => {
@@ -283,12 +285,11 @@ describe('fault: the database is unreachable for several seconds', () => {
     testTimeout(90_000),
   );
 
-  // DEFECT (reported; remove `.fails` once fixed) — queueing hangs while the database does not
-  // answer. When the network to PostgreSQL stops carrying packets (partition, dead route,
-  // half-open connection) instead of refusing, `queueDelivery` neither succeeds nor fails until
-  // the network comes back: the repository's pool has no connect timeout
-  // (`connectionTimeoutMillis` 0), no query timeout and no TCP keepalive.
-  it.fails(
+  // Fixed defect: with no connect timeout, statement timeout or TCP keep-alive, queueing hung
+  // for as long as the network to PostgreSQL silently dropped packets (partition, dead route,
+  // half-open connection). Connect and statement timeouts now fail such calls with
+  // HOOKD_ERR_DATABASE; this producer uses 1 s ones.
+  it(
     'fails queueing calls promptly while the network to the database is partitioned',
     async () => {
       const subscription = await producer.subscribe(await fleet.endpoint('partition', healthy()));

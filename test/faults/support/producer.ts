@@ -16,7 +16,7 @@ export class Producer {
   constructor(
     databaseUrl: string,
     tablePrefix: string,
-    options: { applicationName?: string } = {},
+    options: { applicationName?: string; timeoutsMs?: number } = {},
   ) {
     this.repository = new PostgresRepository(databaseUrl, {
       tablePrefix,
@@ -25,7 +25,11 @@ export class Producer {
         ...(options.applicationName === undefined
           ? {}
           : { applicationName: options.applicationName }),
+        ...(options.timeoutsMs === undefined
+          ? {}
+          : { connectionTimeoutMillis: options.timeoutsMs }),
       },
+      ...(options.timeoutsMs === undefined ? {} : { queryTimeoutMs: options.timeoutsMs }),
     });
     this.manager = new Manager({}, this.repository, { allowPrivateDestinations: true });
   }
