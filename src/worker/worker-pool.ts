@@ -92,6 +92,8 @@ const ORIGIN_RETRY_MIN_MS = 1_000;
 const ORIGIN_RETRY_MAX_MS = 30_000;
 /** How long a delivery waits when its half-open circuit already has enough trials in flight. */
 const HALF_OPEN_RECHECK_MS = 1_000;
+/** When a delivery whose claim renewal failed (not lost) is due again. */
+const RENEW_FAILURE_RETRY_MS = 1_000;
 /** Due times remembered for early wake-ups; beyond this, polling alone finds the work. */
 const MAX_KNOWN_DUE_TIMES = 10_000;
 /** Share of `stop()`'s timeout kept to record attempts that had to be aborted. */
@@ -658,9 +660,15 @@ export class WorkerPool {
             { deliveryId: item.id },
             'claim lost before sending; another worker owns the delivery',
           );
-        } else {
-          this.#reportError('renewDeliveryClaim', error);
+          return null;
         }
+        this.#reportError('renewDeliveryClaim', error);
+        // The claim is most likely still ours: hand it back, attempt refunded, so a brief
+        // database hiccup delays the delivery by a second instead of a whole lease. If the
+        // database is still away the release fails too, and the lease's expiry covers it.
+        await this.#release([
+          { ...releaseNow(item), retryAt: { delayMs: RENEW_FAILURE_RETRY_MS } },
+        ]);
         return null;
       }
     }

@@ -225,63 +225,57 @@ describe('connection loss, pinned down', () => {
     return manager;
   }
 
-  // DEFECT (reported; remove `.fails` once fixed) — a failed claim renewal strands the
-  // delivery for a whole lease and spends an attempt on it. With a lease of at most
-  // deliveryTimeoutMs + 15 s every attempt renews its claim right before sending; when that
-  // statement fails for a transient reason (here one injected HOOKD_ERR_DATABASE, in scenario 2
-  // a terminated connection), WorkerPool#runAttempt returns without sending and without
-  // releasing: the delivery waits out the lease (16 s here, 90 s by default) although nothing
-  // was sent, and the attempt counted at claim time is never refunded — with one attempt left,
-  // the next claim dead-letters it without a single request.
-  it.fails(
-    'sends a delivery promptly after a transient failure of its claim renewal',
-    async () => {
-      const repo = repository();
-      let failures = 1;
-      const flaky = new Proxy(repo, {
-        get(target, property) {
-          if (property === 'renewDeliveryClaim') {
-            return async (...args: Parameters<Repository['renewDeliveryClaim']>) => {
-              if (failures > 0) {
-                failures -= 1;
-                throw new HookdError('HOOKD_ERR_DATABASE', 'database unavailable (injected)');
-              }
-              return target.renewDeliveryClaim(...args);
-            };
-          }
-          const value: unknown = Reflect.get(target, property, target);
-          return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
-        },
-      });
-      const manager = await started(flaky);
-      const renewalFailed = nextEvent(
-        manager,
-        'worker.error',
-        (event) => event.operation === 'renewDeliveryClaim',
-      );
-      const subscription = await manager.createSubscription({
-        tenantId: 'faults',
-        url: await receivers.endpoint('renewal', healthy()),
-        secret: 'whsec_ZmF1bHRzLWZhdWx0cy1mYXVsdHM=',
-        eventTypes: ['fault.*'],
-        retryPolicy: { maxAttempts: 1 },
-      });
-      const delivery = await manager.queueDelivery({
-        subscriptionId: subscription.id,
-        eventType: 'fault.test',
-        payload: { renewal: 'fails once' },
-      });
-      await renewalFailed;
-      // Nothing was sent, and only one renewal failed: the next try should send it.
-      await receivers.until(
-        () => receivers.of(delivery.id).length > 0,
-        5_000,
-        'the delivery is sent after its renewal failed once',
-      );
-      await waitFor(async () => (await manager.getDelivery(delivery.id)).status === 'success');
-    },
-    20_000,
-  );
+  // Regression (found by scenario 2): with a lease of at most deliveryTimeoutMs + 15 s every
+  // attempt renews its claim right before sending. When that statement failed for a transient
+  // reason (here one injected HOOKD_ERR_DATABASE, in scenario 2 a terminated connection), the
+  // worker returned without sending or releasing: the delivery waited out the lease and its
+  // attempt was never refunded — with maxAttempts 1 it was dead-lettered unsent. Now the claim
+  // is released with its attempt refunded and the delivery is due again a second later.
+  it('sends a delivery promptly after a transient failure of its claim renewal', async () => {
+    const repo = repository();
+    let failures = 1;
+    const flaky = new Proxy(repo, {
+      get(target, property) {
+        if (property === 'renewDeliveryClaim') {
+          return async (...args: Parameters<Repository['renewDeliveryClaim']>) => {
+            if (failures > 0) {
+              failures -= 1;
+              throw new HookdError('HOOKD_ERR_DATABASE', 'database unavailable (injected)');
+            }
+            return target.renewDeliveryClaim(...args);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+      },
+    });
+    const manager = await started(flaky);
+    const renewalFailed = nextEvent(
+      manager,
+      'worker.error',
+      (event) => event.operation === 'renewDeliveryClaim',
+    );
+    const subscription = await manager.createSubscription({
+      tenantId: 'faults',
+      url: await receivers.endpoint('renewal', healthy()),
+      secret: 'whsec_ZmF1bHRzLWZhdWx0cy1mYXVsdHM=',
+      eventTypes: ['fault.*'],
+      retryPolicy: { maxAttempts: 1 },
+    });
+    const delivery = await manager.queueDelivery({
+      subscriptionId: subscription.id,
+      eventType: 'fault.test',
+      payload: { renewal: 'fails once' },
+    });
+    await renewalFailed;
+    // Nothing was sent, and only one renewal failed: the next try should send it.
+    await receivers.until(
+      () => receivers.of(delivery.id).length > 0,
+      5_000,
+      'the delivery is sent after its renewal failed once',
+    );
+    await waitFor(async () => (await manager.getDelivery(delivery.id)).status === 'success');
+  }, 20_000);
 
   // DEFECT (reported; remove `.fails` once fixed) — a completion whose answer was lost is
   // reported as a lost claim. When the connection drops after the completion statement committed
