@@ -61,6 +61,8 @@ interface DeliveryRow {
   readonly secret: string | null;
   readonly idempotencyKey: string | null;
   readonly claimToken: string | null;
+  /** The token of the claim whose completion was applied last (recognises a retried write). */
+  readonly completedClaimToken?: string | null;
   readonly traceContext?: string | null;
   /** Insertion order: breaks ties between rows created in the same millisecond. */
   readonly seq: number;
@@ -380,11 +382,16 @@ export class MockRepository implements Repository {
     return completions.map((completion) => {
       if (completion.attempt) this.#storeAttempt(completion.attempt, false);
       const row = this.#heldClaim(completion.deliveryId, completion.claimToken);
-      if (!row) return { applied: false, nextRetryAt: null };
+      if (!row) return this.#alreadyCompleted(completion);
       const attemptCount = completion.refundAttempt
         ? Math.max(0, row.attemptCount - 1)
         : row.attemptCount;
-      const base = { ...row, attemptCount, claimToken: null };
+      const base = {
+        ...row,
+        attemptCount,
+        claimToken: null,
+        completedClaimToken: completion.claimToken,
+      };
       const { outcome } = completion;
       switch (outcome.status) {
         case 'success':
@@ -775,6 +782,18 @@ export class MockRepository implements Repository {
       );
     }
     this.#tables.idempotency.set(id, { key, scope, expiresAt, deliveryId });
+  }
+
+  /** A completion presented again (its first answer lost) counts as the write it repeats. */
+  #alreadyCompleted(completion: AttemptCompletion): CompletionResult {
+    const row = this.#tables.deliveries.get(completion.deliveryId);
+    if (row?.completedClaimToken !== completion.claimToken) {
+      return { applied: false, nextRetryAt: null };
+    }
+    return {
+      applied: true,
+      nextRetryAt: row.nextRetryAt === null ? null : new Date(row.nextRetryAt),
+    };
   }
 
   #heldClaim(deliveryId: string, claimToken: string): DeliveryRow | undefined {

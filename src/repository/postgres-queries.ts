@@ -451,15 +451,23 @@ export class PostgresQueries {
             completed_at = CASE i.outcome WHEN 'retry' THEN NULL ELSE now() END,
             next_retry_at = CASE i.outcome WHEN 'retry' THEN now() + ${ms('GREATEST(i.delay_ms, 0)')}
                             END,
-            claim_token = NULL
+            claim_token = NULL,
+            completed_claim_token = i.claim_token
         FROM input i
         WHERE d.id = i.delivery_id AND d.claim_token = i.claim_token
           -- Same as \`d.status = 'pending'\`, but not provable from the claim index's predicate.
           AND (d.status = 'pending') IS TRUE
         RETURNING i.ord, d.next_retry_at
       )
-      SELECT i.ord, u.ord IS NOT NULL AS applied, u.next_retry_at
-      FROM input i LEFT JOIN updated u ON u.ord = i.ord
+      -- A retry of a completion whose answer was lost finds the claim token already cleared by
+      -- its own first write; the token kept in completed_claim_token says it was applied. (The
+      -- outer SELECT reads the rows as they were before this statement's UPDATE.)
+      SELECT i.ord, u.ord IS NOT NULL OR r.id IS NOT NULL AS applied,
+             CASE WHEN u.ord IS NOT NULL THEN u.next_retry_at ELSE r.next_retry_at END
+               AS next_retry_at
+      FROM input i
+      LEFT JOIN updated u ON u.ord = i.ord
+      LEFT JOIN ${D} r ON r.id = i.delivery_id AND r.completed_claim_token = i.claim_token
       ORDER BY i.ord`;
     this.completeAttempts = complete('$1', '$2');
     // As the root views send it (an implicit transaction, like the claim's): the planner is kept

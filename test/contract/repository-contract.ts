@@ -669,6 +669,48 @@ export function describeRepositoryContract(name: string, factory: RepositoryCont
         expect(await repo.completeDeliveryAttempts([])).toEqual([]);
       });
 
+      it('reports a completion written again after its answer was lost as applied, once', async () => {
+        const sub = await subscription();
+        const [succeeded, retried] = [await delivery(sub), await delivery(sub)];
+        const claimed = await repo.claimPendingDeliveries(10, LEASE);
+        const held = (id: string) => claimed.find((item) => item.id === id)!;
+        const completions: AttemptCompletion[] = [
+          {
+            deliveryId: succeeded.id,
+            claimToken: held(succeeded.id).claimToken,
+            attempt: makeAttempt(succeeded.id, 1, 200),
+            outcome: { status: 'success' },
+          },
+          {
+            deliveryId: retried.id,
+            claimToken: held(retried.id).claimToken,
+            attempt: makeAttempt(retried.id, 1, 503),
+            outcome: { status: 'retry', delayMs: 120_000 },
+          },
+        ];
+        const first = await repo.completeDeliveryAttempts(completions);
+        const before = await Promise.all([
+          repo.getDelivery(succeeded.id),
+          repo.getDelivery(retried.id),
+        ]);
+        // The same write again, as the completion writer sends it when the first answer was lost.
+        const again = await repo.completeDeliveryAttempts(completions);
+        expect(again).toEqual(first);
+        expect(again.map((result) => result.applied)).toEqual([true, true]);
+        expect(again[1]!.nextRetryAt).toEqual(before[1].nextRetryAt);
+        expect(
+          await Promise.all([repo.getDelivery(succeeded.id), repo.getDelivery(retried.id)]),
+        ).toEqual(before);
+        for (const { id } of [succeeded, retried]) {
+          expect(await repo.getDeliveryAttempts(id)).toHaveLength(1);
+        }
+        // Another claim's token is still refused.
+        const [stale] = await repo.completeDeliveryAttempts([
+          { ...completions[0]!, claimToken: 'another-claim' },
+        ]);
+        expect(stale).toEqual({ applied: false, nextRetryAt: null });
+      });
+
       it('redrives a dead letter with a fresh budget each time; attempt numbers never repeat', async () => {
         const sub = await subscription();
         const created = await delivery(sub, { maxAttempts: 3, attemptBudget: 3 });
