@@ -195,6 +195,57 @@ describe('lifecycle', () => {
     for (const delivery of untouched) expect(delivery.nextRetryAt).toBeNull();
   });
 
+  it('records an aborted attempt on stop even while the database hangs on releasing unstarted claims', async () => {
+    const target = await receiver(() => new Promise<void>(() => undefined));
+    let answerRelease: () => void = () => undefined;
+    const releaseAnswered = new Promise<void>((resolve) => (answerRelease = resolve));
+    // The release of claimed-but-unstarted deliveries gets no answer until the test ends.
+    class SlowToRelease extends MockRepository {
+      override async releaseDeliveryClaims(
+        ...args: Parameters<MockRepository['releaseDeliveryClaims']>
+      ): Promise<number> {
+        await releaseAnswered;
+        return super.releaseDeliveryClaims(...args);
+      }
+    }
+    const repository = new SlowToRelease();
+    const { manager } = await startManager(
+      { workerCount: 1, maxBatchSize: 10, claimLeaseMs: 600_000, deliveryTimeoutMs: 30_000 },
+      repository,
+    );
+    const subscription = await manager.createSubscription({
+      tenantId: 't',
+      url: target.url(),
+      secret: SECRET,
+      eventTypes: ['*'],
+    });
+    await manager.stop();
+    await manager.queueDeliveries({
+      deliveries: Array.from({ length: 3 }, (_, i) => ({
+        subscriptionId: subscription.id,
+        eventType: 'a.b',
+        payload: { i },
+      })),
+    });
+    await manager.start();
+    await target.waitForRequests(1);
+    await manager.stop({ timeoutMs: 1_000 });
+    answerRelease();
+    const attempts = (
+      await Promise.all(
+        (await manager.listDeliveries({ tenantId: 't' })).map((delivery) =>
+          manager.getDeliveryAttempts(delivery.id),
+        ),
+      )
+    ).flat();
+    expect(attempts).toEqual([
+      expect.objectContaining({
+        statusCode: 0,
+        error: 'request aborted: the sender is shutting down',
+      }),
+    ]);
+  });
+
   it('wakes an idle pool immediately when work is queued, not at the next poll', async () => {
     const target = await receiver();
     const { manager } = await startManager({

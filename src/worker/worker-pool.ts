@@ -805,9 +805,11 @@ export class WorkerPool {
     const deadline = performance.now() + timeoutMs;
     const abortAt = deadline - Math.min(MAX_RECORDING_RESERVE_MS, timeoutMs / 2);
 
-    // Claimed but not started: hand back at once, due now, attempt refunded.
+    // Claimed but not started: hand back at once, due now, attempt refunded. In parallel with
+    // waiting for the attempts in flight: a database slow to answer the release must not eat
+    // the time those attempts were given to finish.
     const queued = this.#unqueue(() => true);
-    await untilDeadline(this.#release(queued.map((held) => releaseNow(held.item))), deadline);
+    const released = this.#release(queued.map((held) => releaseNow(held.item)));
     if (this.#claiming) await untilDeadline(this.#claiming, deadline);
 
     const running = () => [...this.#active.values()].map((entry) => entry.done);
@@ -820,7 +822,7 @@ export class WorkerPool {
       for (const entry of this.#active.values()) entry.abort.abort();
       await untilDeadline(Promise.allSettled(running()), deadline);
     }
-    await untilDeadline(this.#writer.drain(), deadline);
+    await untilDeadline(Promise.all([released, this.#writer.drain()]), deadline);
     // Outcomes written: let their events go out before stop() resolves.
     await untilDeadline(Promise.allSettled([...this.#recording]), deadline);
     const unrecorded = this.#writer.backlog + this.#active.size;
