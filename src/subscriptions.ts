@@ -11,6 +11,7 @@ import type { AuditEvent } from './events.js';
 import { generateSubscriptionId, generateTestPingId } from './ids.js';
 import type { Subscription, SubscriptionStatus, TestResult } from './models.js';
 import { subscriptionRecord } from './records.js';
+import { resolveSigningSecret, SECRET_UNAVAILABLE_MESSAGE } from './resolve-secret.js';
 import type { ServiceContext } from './service-context.js';
 import {
   requireId,
@@ -143,33 +144,41 @@ export class SubscriptionService {
     this.#takeTestSlot(subscription.id);
 
     const pingId = generateTestPingId();
-    const timestampSeconds = Math.floor(Date.now() / 1000);
-    const body = JSON.stringify({
-      message: TEST_PING_MESSAGE,
-      timestamp: timestampSeconds,
-      type: TEST_PING_EVENT_TYPE,
-    });
-    let secret: string;
-    try {
-      secret = await context.secretResolver.resolve({
+    // The ping's tenant is the subscription's own, so the tenant guard passes by construction; the
+    // shared path still brings the resolver timeout and the warning a real attempt would log.
+    const secret = await resolveSigningSecret(
+      {
         ref: subscription.secret,
         tenantId: subscription.tenantId,
         subscriptionId: subscription.id,
         deliveryId: pingId,
         idempotencyKey: null,
-      });
-      if (typeof secret !== 'string' || (secret === '' && !context.emptySecretAllowed))
-        throw new Error('empty secret');
-    } catch {
+      },
+      subscription.tenantId,
+      {
+        secretResolver: context.secretResolver,
+        emptySecretAllowed: context.emptySecretAllowed,
+        deliveryTimeoutMs: context.config.deliveryTimeoutMs,
+        logger: context.logger,
+      },
+    );
+    if (secret === null) {
       return {
         success: false,
         pingId,
         statusCode: 0,
         responseTimeMs: 0,
         responseBody: null,
-        error: 'webhook signing secret unavailable',
+        error: SECRET_UNAVAILABLE_MESSAGE,
       };
     }
+    // Stamped once the key is known, as attempts are: a slow vault must not age the signature.
+    const timestampSeconds = Math.floor(Date.now() / 1000);
+    const body = JSON.stringify({
+      message: TEST_PING_MESSAGE,
+      timestamp: timestampSeconds,
+      type: TEST_PING_EVENT_TYPE,
+    });
     const headers = buildDeliveryHeaders({
       deliveryId: pingId,
       subscriptionId: subscription.id,

@@ -6,6 +6,9 @@ import {
   TEST_PING_MESSAGE,
   isHookdError,
   type AuditEvent,
+  type Logger,
+  type SecretRequest,
+  type SecretResolverLike,
 } from '../src/index.js';
 import { verifyWebhook } from '../verify/index.js';
 import { status, unreachableUrl } from './helpers/receiver.js';
@@ -18,6 +21,30 @@ const { receiver } = useHarness();
 
 function idleManager(repository = new MockRepository()): Manager {
   return new Manager(fastConfig(), repository, { allowPrivateDestinations: true });
+}
+
+/** An unstarted manager using `secretResolver`, recording the warnings it logs once built. */
+function resolverManager(
+  secretResolver: SecretResolverLike,
+  deliveryTimeoutMs = 2_000,
+): { manager: Manager; warnings: Array<Record<string, unknown>> } {
+  const warnings: Array<Record<string, unknown>> = [];
+  const ignore = () => undefined;
+  const logger: Logger = {
+    debug: ignore,
+    info: ignore,
+    error: ignore,
+    warn: (fields: object | string, message?: string) =>
+      void warnings.push({ ...(typeof fields === 'string' ? {} : fields), message }),
+  };
+  const manager = new Manager(fastConfig({ deliveryTimeoutMs }), new MockRepository(), {
+    allowPrivateDestinations: true,
+    logger,
+    secretResolver,
+  });
+  // Drop the constructor's allowPrivateDestinations warning: only what testSubscription logs counts.
+  warnings.length = 0;
+  return { manager, warnings };
 }
 
 describe('subscriptions', () => {
@@ -292,6 +319,108 @@ describe('testSubscription', () => {
     );
     expect(target.requests).toHaveLength(1);
   });
+
+  it('asks the secret resolver with the ping id and signs with the key it returns', async () => {
+    const target = await receiver();
+    const seen: SecretRequest[] = [];
+    const { manager } = resolverManager((request) => {
+      seen.push(request);
+      return `resolved-${request.ref}`;
+    });
+    const subscription = await manager.createSubscription({
+      tenantId: 't',
+      url: target.url(),
+      secret: 'vault/ref/ping',
+      eventTypes: ['*'],
+    });
+    const result = await manager.testSubscription(subscription.id);
+    expect(result.success).toBe(true);
+    expect(seen).toEqual([
+      {
+        ref: 'vault/ref/ping',
+        tenantId: 't',
+        subscriptionId: subscription.id,
+        deliveryId: result.pingId,
+        idempotencyKey: null,
+      },
+    ]);
+    const [request] = target.requests;
+    expect(
+      verifyWebhook({
+        secret: 'resolved-vault/ref/ping',
+        headers: request!.headers,
+        body: request!.body,
+      }).id,
+    ).toBe(result.pingId);
+  });
+
+  it('gives up on a resolver that never answers after the delivery timeout, sending nothing', async () => {
+    const target = await receiver();
+    const { manager, warnings } = resolverManager(
+      () => new Promise<string>(() => undefined),
+      1_000,
+    );
+    const subscription = await manager.createSubscription({
+      tenantId: 't',
+      url: target.url(),
+      secret: 'vault/ref/slow',
+      eventTypes: ['*'],
+    });
+    const started = Date.now();
+    // Before the shared resolution path this never settled, and the test ran into its timeout.
+    const result = await manager.testSubscription(subscription.id);
+    // Timers may fire a millisecond early by the wall clock.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+    expect(result).toEqual({
+      success: false,
+      pingId: expect.stringMatching(/^test_/),
+      statusCode: 0,
+      responseTimeMs: 0,
+      responseBody: null,
+      error: 'webhook signing secret unavailable',
+    });
+    expect(target.requests).toHaveLength(0);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        reason: 'resolver_error',
+        deliveryId: result.pingId,
+        subscriptionId: subscription.id,
+      }),
+    ]);
+  });
+
+  it.each<[string, SecretResolverLike, string]>([
+    [
+      'throws',
+      () => Promise.reject(new Error('vault path secret/acme unavailable')),
+      'resolver_error',
+    ],
+    ['returns empty', () => '', 'empty'],
+  ])(
+    'reports the opaque error when the resolver %s, and logs why without its message',
+    async (_name, resolve, reason) => {
+      const target = await receiver();
+      const { manager, warnings } = resolverManager(resolve);
+      const subscription = await manager.createSubscription({
+        tenantId: 't',
+        url: target.url(),
+        secret: 'vault/ref/broken',
+        eventTypes: ['*'],
+      });
+      const result = await manager.testSubscription(subscription.id);
+      expect(result).toMatchObject({
+        success: false,
+        statusCode: 0,
+        error: 'webhook signing secret unavailable',
+      });
+      expect(target.requests).toHaveLength(0);
+      // Until the ping shared the attempts' path, this failure left no trace in the log.
+      expect(warnings).toEqual([
+        expect.objectContaining({ reason, tenantId: 't', deliveryId: result.pingId }),
+      ]);
+      expect(JSON.stringify(warnings)).not.toMatch(/secret\/acme|vault\/ref/);
+    },
+  );
 
   it('is guarded by the egress policy: the default manager cannot reach loopback by name', async () => {
     const target = await receiver();

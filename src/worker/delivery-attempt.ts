@@ -13,6 +13,7 @@ import {
   type AttemptClass,
   type AttemptDecision,
 } from '../retry/outcome.js';
+import { resolveSigningSecret, SECRET_UNAVAILABLE_MESSAGE } from '../resolve-secret.js';
 import type { SecretResolver } from '../secret.js';
 import type { Tracing } from '../telemetry/tracing.js';
 
@@ -20,9 +21,6 @@ import type { Tracing } from '../telemetry/tracing.js';
  * One attempt of one claimed delivery: resolve the target and the secret, sign, send, and
  * decide what the result means. Writes nothing: the worker pool records the report.
  */
-
-/** The opaque text recorded when no signing key could be obtained (go-hookd §1.11). */
-export const SECRET_UNAVAILABLE_MESSAGE = 'webhook signing secret unavailable';
 
 /** What an attempt needs from the manager. */
 export interface AttemptContext {
@@ -71,7 +69,19 @@ export async function performAttempt(
   if (url === null || url === '') {
     return notSent(item, context, attemptedAt, policy, 'delivery has no target URL', 'permanent');
   }
-  const secret = await resolveSecret(item, context);
+  // For subscription deliveries the ref, and so the key, belongs to the subscription's tenant: a
+  // delivery row naming another tenant must not get it (the resolver is never even asked).
+  const secret = await resolveSigningSecret(
+    {
+      ref: item.subscription?.secret ?? item.inlineSecret ?? '',
+      tenantId: item.tenantId,
+      subscriptionId: item.subscriptionId,
+      deliveryId: item.id,
+      idempotencyKey: item.idempotencyKey,
+    },
+    item.subscription?.tenantId ?? null,
+    context,
+  );
   if (secret === null) {
     return notSent(item, context, attemptedAt, policy, SECRET_UNAVAILABLE_MESSAGE, 'retryable');
   }
@@ -198,82 +208,4 @@ function notSent(
   });
   // Our own failure (no secret, no URL) says nothing about the endpoint.
   return { attempt, decision, circuitEvent: null, sent: false };
-}
-
-/**
- * Resolves the signing key once per attempt (never cached, so rotated vault secrets take effect
- * at once). Fails closed: a subscription whose tenant differs from the delivery's, a resolver
- * error, an empty key from a custom resolver, or a resolver slower than the delivery timeout
- * all yield `null` — nothing is sent. The log names the delivery and the kind of failure, never
- * the resolver's message (it may name a vault path).
- */
-async function resolveSecret(
-  item: ClaimedDelivery,
-  context: AttemptContext,
-): Promise<string | null> {
-  const subscription = item.subscription;
-  const fields = {
-    deliveryId: item.id,
-    tenantId: item.tenantId,
-    subscriptionId: item.subscriptionId,
-  };
-  if (subscription && subscription.tenantId !== item.tenantId) {
-    context.logger.warn(
-      { ...fields, reason: 'tenant_mismatch' },
-      'signing secret refused: delivery and subscription tenants differ',
-    );
-    return null;
-  }
-  const ref = subscription?.secret ?? item.inlineSecret ?? '';
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    let resolved: unknown = context.secretResolver.resolve({
-      ref,
-      tenantId: item.tenantId,
-      subscriptionId: item.subscriptionId,
-      deliveryId: item.id,
-      idempotencyKey: item.idempotencyKey,
-    });
-    // Only a resolver that answers later can be too slow; a synchronous answer (the default
-    // resolver's) needs no timer and no race, which cost more than the rest of this function.
-    if (isThenable(resolved)) {
-      resolved = await Promise.race([
-        resolved,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error('secret resolver timed out')),
-            context.deliveryTimeoutMs,
-          );
-        }),
-      ]);
-    }
-    if (typeof resolved !== 'string' || (resolved === '' && !context.emptySecretAllowed)) {
-      context.logger.warn(
-        { ...fields, reason: 'empty' },
-        'signing secret unavailable: resolver returned no secret',
-      );
-      return null;
-    }
-    return resolved;
-  } catch (error) {
-    context.logger.warn(
-      {
-        ...fields,
-        reason: 'resolver_error',
-        errorType: error instanceof Error ? error.constructor.name : typeof error,
-      },
-      'signing secret unavailable: resolver failed',
-    );
-    return null;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
