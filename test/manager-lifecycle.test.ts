@@ -163,10 +163,16 @@ describe('lifecycle', () => {
     expect(delivery.nextRetryAt!.getTime()).toBeLessThanOrEqual(Date.now());
   });
 
-  it('gives claimed deliveries that have not started back at once on stop, attempts refunded', async () => {
+  /**
+   * A manager with one slot and room for ten claimed, `count` deliveries queued while it was
+   * stopped, restarted, its first request hanging at the receiver: the rest wait claimed in the
+   * local queue.
+   */
+  async function oneHangingOthersClaimed(
+    count: number,
+    repository: MockRepository = new MockRepository(),
+  ): Promise<Manager> {
     const target = await receiver(() => new Promise<void>(() => undefined));
-    const repository = new MockRepository();
-    // One slot, room for ten claimed: nine wait in the local queue while the first hangs.
     const { manager } = await startManager(
       { workerCount: 1, maxBatchSize: 10, claimLeaseMs: 600_000, deliveryTimeoutMs: 30_000 },
       repository,
@@ -179,15 +185,20 @@ describe('lifecycle', () => {
     });
     await manager.stop();
     const batch = await manager.queueDeliveries({
-      deliveries: Array.from({ length: 10 }, (_, i) => ({
+      deliveries: Array.from({ length: count }, (_, i) => ({
         subscriptionId: subscription.id,
         eventType: 'a.b',
         payload: { i },
       })),
     });
-    expect(batch.totalSucceeded).toBe(10);
+    expect(batch.totalSucceeded).toBe(count);
     await manager.start();
     await target.waitForRequests(1);
+    return manager;
+  }
+
+  it('gives claimed deliveries that have not started back at once on stop, attempts refunded', async () => {
+    const manager = await oneHangingOthersClaimed(10);
     await manager.stop({ timeoutMs: 300 });
     const deliveries = await manager.listDeliveries({ tenantId: 't' });
     const untouched = deliveries.filter((d) => d.attemptCount === 0);
@@ -196,7 +207,6 @@ describe('lifecycle', () => {
   });
 
   it('records an aborted attempt on stop even while the database hangs on releasing unstarted claims', async () => {
-    const target = await receiver(() => new Promise<void>(() => undefined));
     let answerRelease: () => void = () => undefined;
     const releaseAnswered = new Promise<void>((resolve) => (answerRelease = resolve));
     // The release of claimed-but-unstarted deliveries gets no answer until the test ends.
@@ -208,27 +218,7 @@ describe('lifecycle', () => {
         return super.releaseDeliveryClaims(...args);
       }
     }
-    const repository = new SlowToRelease();
-    const { manager } = await startManager(
-      { workerCount: 1, maxBatchSize: 10, claimLeaseMs: 600_000, deliveryTimeoutMs: 30_000 },
-      repository,
-    );
-    const subscription = await manager.createSubscription({
-      tenantId: 't',
-      url: target.url(),
-      secret: SECRET,
-      eventTypes: ['*'],
-    });
-    await manager.stop();
-    await manager.queueDeliveries({
-      deliveries: Array.from({ length: 3 }, (_, i) => ({
-        subscriptionId: subscription.id,
-        eventType: 'a.b',
-        payload: { i },
-      })),
-    });
-    await manager.start();
-    await target.waitForRequests(1);
+    const manager = await oneHangingOthersClaimed(3, new SlowToRelease());
     await manager.stop({ timeoutMs: 1_000 });
     answerRelease();
     const attempts = (

@@ -92,18 +92,21 @@ function lastRows(result: PgQueryResult | readonly PgQueryResult[]): readonly Ro
   return [];
 }
 
-/** Statements on a client that already belongs to a transaction (ours or the caller's). */
-export class ClientRunner implements Runner {
-  readonly #client: PgQueryable;
-  readonly #mapError: ErrorMapper;
-  readonly #guard: Guard;
-  readonly #timeoutMs: number;
+/**
+ * Runs guarded, time-limited statements on one pool or client: what every runner shares. The
+ * guard refuses statements of a closed repository or a finished transaction.
+ */
+class Statements {
+  readonly #target: PgQueryable;
+  readonly mapError: ErrorMapper;
+  readonly guard: Guard;
+  readonly timeoutMs: number;
 
-  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
-    this.#client = client;
-    this.#mapError = mapError;
-    this.#guard = guard;
-    this.#timeoutMs = timeoutMs;
+  constructor(target: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
+    this.#target = target;
+    this.mapError = mapError;
+    this.guard = guard;
+    this.timeoutMs = timeoutMs;
   }
 
   async rows(
@@ -111,15 +114,41 @@ export class ClientRunner implements Runner {
     values?: readonly unknown[],
     options?: StatementOptions,
   ): Promise<readonly Row[]> {
-    this.#guard();
+    this.guard();
     return (
-      await run(this.#client, text, values, this.#mapError, timeoutOf(this.#timeoutMs, options))
+      await run(this.#target, text, values, this.mapError, timeoutOf(this.timeoutMs, options))
     ).rows;
   }
 
   async script(text: string): Promise<readonly Row[]> {
-    this.#guard();
-    return lastRows(await run(this.#client, text, undefined, this.#mapError, this.#timeoutMs));
+    this.guard();
+    return lastRows(await run(this.#target, text, undefined, this.mapError, this.timeoutMs));
+  }
+
+  /** BEGIN, COMMIT or ROLLBACK on `client` (unguarded: finishing must always be possible). */
+  async control(client: PgQueryable, command: 'BEGIN' | 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    await run(client, command, undefined, this.mapError, this.timeoutMs);
+  }
+}
+
+/** Statements on a client that already belongs to a transaction (ours or the caller's). */
+export class ClientRunner implements Runner {
+  readonly #statements: Statements;
+
+  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
+    this.#statements = new Statements(client, mapError, guard, timeoutMs);
+  }
+
+  rows(
+    text: string,
+    values?: readonly unknown[],
+    options?: StatementOptions,
+  ): Promise<readonly Row[]> {
+    return this.#statements.rows(text, values, options);
+  }
+
+  script(text: string): Promise<readonly Row[]> {
+    return this.#statements.script(text);
   }
 
   transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
@@ -138,35 +167,27 @@ export interface OpenTransaction {
 /** Statements on a pool: each one on whichever connection is free. */
 export class PoolRunner implements Runner {
   readonly #pool: PgPool;
-  readonly #mapError: ErrorMapper;
-  readonly #guard: Guard;
-  readonly #timeoutMs: number;
+  readonly #statements: Statements;
 
   constructor(pool: PgPool, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
     this.#pool = pool;
-    this.#mapError = mapError;
-    this.#guard = guard;
-    this.#timeoutMs = timeoutMs;
+    this.#statements = new Statements(pool, mapError, guard, timeoutMs);
   }
 
-  async rows(
+  rows(
     text: string,
     values?: readonly unknown[],
     options?: StatementOptions,
   ): Promise<readonly Row[]> {
-    this.#guard();
-    return (
-      await run(this.#pool, text, values, this.#mapError, timeoutOf(this.#timeoutMs, options))
-    ).rows;
+    return this.#statements.rows(text, values, options);
   }
 
-  async script(text: string): Promise<readonly Row[]> {
-    this.#guard();
-    return lastRows(await run(this.#pool, text, undefined, this.#mapError, this.#timeoutMs));
+  script(text: string): Promise<readonly Row[]> {
+    return this.#statements.script(text);
   }
 
   async transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
-    const tx = await this.begin(this.#guard);
+    const tx = await this.begin(this.#statements.guard);
     try {
       const result = await work(tx.runner);
       await tx.commit();
@@ -182,15 +203,16 @@ export class PoolRunner implements Runner {
    * transaction's statements are refused (e.g. after commit).
    */
   async begin(guard: Guard): Promise<OpenTransaction> {
-    this.#guard();
+    const statements = this.#statements;
+    statements.guard();
     let client: PgPoolClient;
     try {
       client = await this.#pool.connect();
     } catch (error) {
-      throw this.#mapError(error);
+      throw statements.mapError(error);
     }
     try {
-      await run(client, 'BEGIN', undefined, this.#mapError, this.#timeoutMs);
+      await statements.control(client, 'BEGIN');
     } catch (error) {
       client.release(error instanceof Error ? error : true);
       throw error;
@@ -205,10 +227,10 @@ export class PoolRunner implements Runner {
       );
     };
     return {
-      runner: new ClientRunner(client, this.#mapError, guard, this.#timeoutMs),
+      runner: new ClientRunner(client, statements.mapError, guard, statements.timeoutMs),
       commit: async () => {
         try {
-          await run(client, 'COMMIT', undefined, this.#mapError, this.#timeoutMs);
+          await statements.control(client, 'COMMIT');
           release();
         } catch (error) {
           release(error);
@@ -218,7 +240,7 @@ export class PoolRunner implements Runner {
       rollback: async () => {
         if (released) return;
         try {
-          await run(client, 'ROLLBACK', undefined, this.#mapError, this.#timeoutMs);
+          await statements.control(client, 'ROLLBACK');
           release();
         } catch (error) {
           // The server rolls back a transaction whose connection is gone: nothing to report.
@@ -236,16 +258,12 @@ export class PoolRunner implements Runner {
  */
 export class SerialClientRunner implements Runner {
   readonly #client: PgQueryable;
-  readonly #mapError: ErrorMapper;
-  readonly #guard: Guard;
-  readonly #timeoutMs: number;
+  readonly #statements: Statements;
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
     this.#client = client;
-    this.#mapError = mapError;
-    this.#guard = guard;
-    this.#timeoutMs = timeoutMs;
+    this.#statements = new Statements(client, mapError, guard, timeoutMs);
   }
 
   rows(
@@ -253,35 +271,33 @@ export class SerialClientRunner implements Runner {
     values?: readonly unknown[],
     options?: StatementOptions,
   ): Promise<readonly Row[]> {
-    return this.#exclusive(async () => {
-      this.#guard();
-      return (
-        await run(this.#client, text, values, this.#mapError, timeoutOf(this.#timeoutMs, options))
-      ).rows;
-    });
+    return this.#exclusive(() => this.#statements.rows(text, values, options));
   }
 
   script(text: string): Promise<readonly Row[]> {
-    return this.#exclusive(async () => {
-      this.#guard();
-      return lastRows(await run(this.#client, text, undefined, this.#mapError, this.#timeoutMs));
-    });
+    return this.#exclusive(() => this.#statements.script(text));
   }
 
   transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
+    const statements = this.#statements;
     return this.#exclusive(async () => {
-      this.#guard();
-      await run(this.#client, 'BEGIN', undefined, this.#mapError, this.#timeoutMs);
+      statements.guard();
+      await statements.control(this.#client, 'BEGIN');
       try {
         const result = await work(
-          new ClientRunner(this.#client, this.#mapError, this.#guard, this.#timeoutMs),
+          new ClientRunner(
+            this.#client,
+            statements.mapError,
+            statements.guard,
+            statements.timeoutMs,
+          ),
         );
-        await run(this.#client, 'COMMIT', undefined, this.#mapError, this.#timeoutMs);
+        await statements.control(this.#client, 'COMMIT');
         return result;
       } catch (error) {
-        await run(this.#client, 'ROLLBACK', undefined, this.#mapError, this.#timeoutMs).catch(
-          () => undefined,
-        );
+        // The work's error is the one to report; a connection too broken to roll back has had
+        // its transaction rolled back by the server.
+        await statements.control(this.#client, 'ROLLBACK').catch(() => undefined);
         throw error;
       }
     });
