@@ -13,7 +13,12 @@ import type { RetryPolicy } from './models.js';
  * Pass any subset to `new Manager(config, …)`; missing fields take the defaults below.
  */
 export interface Config {
-  /** Most deliveries in flight at once in this process. @default 10 */
+  /**
+   * Most HTTP requests in flight at once for this manager (its worker slots). A slot is freed
+   * when its request is over; the attempt's outcome is then written in batches. The manager holds
+   * at most `workerCount × effectiveBatchSize` claimed deliveries (see {@link effectiveBatchSize}).
+   * @default 10
+   */
   readonly workerCount: number;
   /** Base interval (ms) between polls for due deliveries when nothing wakes the workers. @default 1000 */
   readonly queuePollInterval: number;
