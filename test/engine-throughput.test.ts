@@ -229,6 +229,42 @@ describe('WorkerPool', () => {
     expect(peak).toBe(2);
   });
 
+  it('keeps half the slots from an origin that hangs while other origins have work waiting', async () => {
+    // The agent would carry 32 requests to one origin, far more than the 4 slots: without a
+    // share, round-robin gives the hanging origin one more slot each round until it has them
+    // all, and the healthy origin waits out the delivery timeout.
+    const hanging = await receiver(() => new Promise<void>(() => undefined));
+    const healthy = await receiver();
+    const repository = new MockRepository();
+    const { manager } = await startManager(
+      { workerCount: 4, maxBatchSize: 8, claimLeaseMs: 600_000, deliveryTimeoutMs: 10_000 },
+      repository,
+    );
+    const [stuck, fine] = await Promise.all(
+      [hanging, healthy].map((target) =>
+        manager.createSubscription({
+          tenantId: 't',
+          url: target.url('/hook'),
+          secret: SECRET,
+          eventTypes: ['*'],
+        }),
+      ),
+    );
+    await manager.queueDeliveries({
+      deliveries: [stuck!, fine!].flatMap((subscription) =>
+        Array.from({ length: 12 }, (_, i) => ({
+          subscriptionId: subscription.id,
+          eventType: 'a.b',
+          payload: { i },
+        })),
+      ),
+    });
+    // Every healthy delivery is sent while the hanging origin's requests are still open.
+    await healthy.waitForRequests(12, { timeoutMs: 5_000 });
+    expect(hanging.requests).toHaveLength(2);
+    await manager.stop({ timeoutMs: 500 });
+  });
+
   it('gives back deliveries that waited too long for a slow origin, due again in turn', async () => {
     // Slow: each request takes a second, so the origin finishes nothing for long stretches.
     const slow = await receiver(async (_request, response) => {

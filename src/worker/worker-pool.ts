@@ -265,18 +265,38 @@ export class WorkerPool {
    */
   #startQueued(): void {
     const workers = this.#config.workerCount;
-    const limit = this.#originLimit;
     let started = true;
     while (started && this.#queued > 0 && this.#active.size < workers) {
       started = false;
+      const waiting = this.#waitingOrigins();
       for (const load of this.#origins.values()) {
         if (this.#active.size >= workers) break;
-        if (load.queue.length === 0 || load.sending >= limit) continue;
+        if (load.queue.length === 0 || load.sending >= this.#limitOf(waiting)) continue;
         this.#startAttempt(load.queue.shift()!);
         started = true;
       }
     }
     if (this.#queued > 0) this.#checkWaiting();
+  }
+
+  /** How many origins have claimed deliveries waiting to start. */
+  #waitingOrigins(): number {
+    let waiting = 0;
+    for (const load of this.#origins.values()) if (load.queue.length > 0) waiting += 1;
+    return waiting;
+  }
+
+  /**
+   * Requests one origin with deliveries waiting may have under way: what the HTTP agent carries
+   * to it, but no more than half the worker slots while other origins are waiting too. Which
+   * origin is slow shows only once its requests hang, and a slot cannot be taken back from a
+   * hung request; round-robin alone would hand a hanging origin one more slot each round until
+   * it held them all, and every other endpoint would wait out the delivery timeout. Alone, an
+   * origin may use every slot.
+   */
+  #limitOf(waitingOrigins: number): number {
+    if (waitingOrigins <= 1) return this.#originLimit;
+    return Math.min(this.#originLimit, Math.max(1, Math.ceil(this.#config.workerCount / 2)));
   }
 
   #checkWaiting(): void {
@@ -326,7 +346,7 @@ export class WorkerPool {
    * come back in turn instead of all at once.
    */
   #giveBackWaiting(now: number): void {
-    const limit = this.#originLimit;
+    const limit = this.#limitOf(this.#waitingOrigins());
     const back: ClaimRelease[] = [];
     const ahead = new Map<string, number>();
     this.#unqueue((held, load) => {
