@@ -42,7 +42,13 @@ export async function startWebhookService(options: {
   logger?: Logger;
 }): Promise<WebhookService> {
   const logger = options.logger ?? consoleLogger();
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 20 });
+  const pool = new pg.Pool({
+    connectionString: options.databaseUrl,
+    max: 20,
+    // pg waits forever for a connection by default: give up, and notice dead sockets.
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+  });
   // An idle connection that drops must not crash the process; the pool replaces it.
   pool.on('error', (error) => logger.warn({ error }, 'idle database connection lost'));
 
