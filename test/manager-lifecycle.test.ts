@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { HookdError, Manager, MockRepository, type Repository } from '../src/index.js';
 import { fastConfig, startManager } from './helpers/manager.js';
-import { useHarness } from './helpers/harness.js';
+import { useHarness, waitForFinal } from './helpers/harness.js';
 import { nextEvent, waitFor } from './helpers/wait.js';
 
 const SECRET = 'lifecycle-secret';
@@ -161,6 +161,42 @@ describe('lifecycle', () => {
     });
     // Due again right away (not after a whole lease): a restarted manager continues.
     expect(delivery.nextRetryAt!.getTime()).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('gives a delivery whose last attempt stop() aborted one more attempt instead of dead-lettering it unsent', async () => {
+    let requests = 0;
+    // The first request hangs until stop() aborts it; later ones are answered.
+    const target = await receiver(async (_request, response) => {
+      requests += 1;
+      if (requests === 1) return new Promise<void>(() => undefined);
+      response.writeHead(200).end('ok');
+    });
+    const { manager, repository } = await startManager({ deliveryTimeoutMs: 30_000 });
+    const subscription = await manager.createSubscription({
+      tenantId: 't',
+      url: target.url(),
+      secret: SECRET,
+      eventTypes: ['*'],
+      retryPolicy: { maxAttempts: 1 },
+    });
+    const queued = await manager.queueDelivery({
+      subscriptionId: subscription.id,
+      eventType: 'a.b',
+      payload: {},
+    });
+    await target.waitForRequests(1);
+    await manager.stop({ timeoutMs: 600 });
+    expect(await repository.getDelivery(queued.id)).toMatchObject({
+      status: 'pending',
+      attemptCount: 1,
+      maxAttempts: 2,
+    });
+    await manager.start();
+    const done = await waitForFinal(repository, queued.id);
+    expect(done).toMatchObject({ status: 'success', attemptCount: 2 });
+    expect((await manager.getDeliveryAttempts(queued.id)).map((a) => a.statusCode)).toEqual([
+      0, 200,
+    ]);
   });
 
   /**

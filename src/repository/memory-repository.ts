@@ -412,7 +412,11 @@ export class MockRepository implements Repository {
           return { applied: true, nextRetryAt: null };
         case 'retry': {
           const nextRetryAt = now + Math.max(0, outcome.delayMs);
-          this.#tables.deliveries.set(row.id, { ...base, nextRetryAt });
+          const maxAttempts =
+            outcome.ensureNextAttempt === true
+              ? Math.max(row.maxAttempts, attemptCount + 1)
+              : row.maxAttempts;
+          this.#tables.deliveries.set(row.id, { ...base, nextRetryAt, maxAttempts });
           return { applied: true, nextRetryAt: new Date(nextRetryAt) };
         }
       }

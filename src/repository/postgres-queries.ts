@@ -424,7 +424,7 @@ export class PostgresQueries {
       WITH input AS (
         SELECT * FROM json_to_recordset(${input}::json)
           AS t(ord int, delivery_id text, claim_token text, outcome text, delay_ms float8,
-               refund bool)
+               refund bool, ensure_next bool)
       ),
       new_attempts AS (
         SELECT * FROM json_to_recordset(${attempts}::json)
@@ -448,6 +448,9 @@ export class PostgresQueries {
         SET status = CASE i.outcome WHEN 'retry' THEN 'pending' ELSE i.outcome END,
             attempt_count = CASE WHEN i.refund THEN GREATEST(d.attempt_count - 1, 0)
                                  ELSE d.attempt_count END,
+            max_attempts = CASE WHEN i.ensure_next IS TRUE
+                                THEN GREATEST(d.max_attempts, d.attempt_count + 1)
+                                ELSE d.max_attempts END,
             completed_at = CASE i.outcome WHEN 'retry' THEN NULL ELSE now() END,
             next_retry_at = CASE i.outcome WHEN 'retry' THEN now() + ${ms('GREATEST(i.delay_ms, 0)')}
                             END,

@@ -354,6 +354,8 @@ export abstract class PostgresStore implements Repository {
         outcome: outcomeOf(completion),
         delay_ms: completion.outcome.status === 'retry' ? completion.outcome.delayMs : null,
         refund: completion.refundAttempt === true,
+        ensure_next:
+          completion.outcome.status === 'retry' && completion.outcome.ensureNextAttempt === true,
       })),
     );
     const attemptRows = JSON.stringify(attempts.map(attemptRecord));

@@ -234,7 +234,16 @@ export interface ClaimRelease {
 /** The state a finished attempt leaves its delivery in. */
 export type CompletionOutcome =
   | { readonly status: 'success' }
-  | { readonly status: 'retry'; readonly delayMs: number }
+  | {
+      readonly status: 'retry';
+      readonly delayMs: number;
+      /**
+       * The attempt was cut short by this process (its shutdown), not by the receiver: raise
+       * `maxAttempts` if needed so that at least one more attempt is allowed. Otherwise an
+       * aborted last attempt would leave the delivery to be dead-lettered unsent.
+       */
+      readonly ensureNextAttempt?: boolean;
+    }
   | { readonly status: 'dead_letter' };
 
 /** A finished attempt to record. */

@@ -51,6 +51,8 @@ export interface AttemptReport {
   readonly circuitEvent: 'success' | 'failure' | null;
   /** Whether an HTTP request left the process. */
   readonly sent: boolean;
+  /** Cut short by this process's shutdown: the delivery keeps a next attempt. */
+  readonly aborted?: boolean;
 }
 
 /**
@@ -135,10 +137,16 @@ export async function performAttempt(
     attemptedAt,
   };
   if (response.failure === 'aborted') {
-    // Cut short by our own shutdown: says nothing about the receiver, so it is retried at once
-    // and does not count against the endpoint's circuit.
+    // Cut short by our own shutdown: says nothing about the receiver, so it is retried at once,
+    // does not count against the endpoint's circuit, and never uses up the last attempt.
     span?.end({ statusCode: 0, failure: 'aborted', outcome: 'retry' });
-    return { attempt, decision: { outcome: 'retry', delayMs: 0 }, circuitEvent: null, sent: true };
+    return {
+      attempt,
+      decision: { outcome: 'retry', delayMs: 0 },
+      circuitEvent: null,
+      sent: true,
+      aborted: true,
+    };
   }
   const decision = decideAfterAttempt({
     attemptClass,

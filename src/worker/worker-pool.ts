@@ -714,7 +714,11 @@ export class WorkerPool {
     const circuit = this.#circuitEventFor(item, report, endpoint);
     const outcome =
       report.decision.outcome === 'retry'
-        ? ({ status: 'retry', delayMs: report.decision.delayMs } as const)
+        ? ({
+            status: 'retry',
+            delayMs: report.decision.delayMs,
+            ensureNextAttempt: report.aborted === true,
+          } as const)
         : ({ status: report.decision.outcome } as const);
     let recorded: RecordedCompletion;
     try {

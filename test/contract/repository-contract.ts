@@ -669,6 +669,32 @@ export function describeRepositoryContract(name: string, factory: RepositoryCont
         expect(await repo.completeDeliveryAttempts([])).toEqual([]);
       });
 
+      it('keeps a next attempt for a retry that asks for one, even after the last attempt', async () => {
+        const sub = await subscription();
+        const last = await delivery(sub, { maxAttempts: 1, attemptBudget: 1 });
+        const early = await delivery(sub, { maxAttempts: 3, attemptBudget: 3 });
+        const claimed = await repo.claimPendingDeliveries(10, LEASE);
+        const held = (id: string) => claimed.find((item) => item.id === id)!;
+        const results = await repo.completeDeliveryAttempts(
+          [last, early].map((created) => ({
+            deliveryId: created.id,
+            claimToken: held(created.id).claimToken,
+            attempt: makeAttempt(created.id, 1, 0),
+            outcome: { status: 'retry', delayMs: 0, ensureNextAttempt: true },
+          })),
+        );
+        expect(results.map((result) => result.applied)).toEqual([true, true]);
+        expect(await repo.getDelivery(last.id)).toMatchObject({
+          status: 'pending',
+          attemptCount: 1,
+          maxAttempts: 2,
+        });
+        // Attempts were left: nothing to raise.
+        expect((await repo.getDelivery(early.id)).maxAttempts).toBe(3);
+        const again = await claimOne(last.id);
+        expect(again).toMatchObject({ attemptCount: 2, maxAttempts: 2 });
+      });
+
       it('reports a completion written again after its answer was lost as applied, once', async () => {
         const sub = await subscription();
         const [succeeded, retried] = [await delivery(sub), await delivery(sub)];
