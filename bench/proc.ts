@@ -97,7 +97,7 @@ async function sqlStatistics(role: string): Promise<void> {
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]!) as ProcSpec;
   if (process.env['BENCH_SQL_STATS']) await sqlStatistics(spec.role);
-  const contender = contenderByName(spec.contender);
+  const contender = await contenderByName(spec.contender);
   switch (spec.role) {
     case 'setup': {
       const info = await contender.setup(spec.runId!, spec.urls!);

@@ -256,7 +256,7 @@ type Result = Record<string, unknown>;
 let receiverPid = 0;
 
 async function drain(contender: string, n: number): Promise<Result> {
-  const c = contenderByName(contender);
+  const c = await contenderByName(contender);
   const info = await setup(contender, [urlOf(HOOK_PORTS[0]!)]);
   await runProc({ role: 'fill', contender, info, counts: [n] });
   await c.analyze(info);
@@ -298,7 +298,7 @@ async function drain(contender: string, n: number): Promise<Result> {
 const STEADY_WARMUP_SECONDS = quick ? 2 : 5;
 
 async function steady(contender: string, rate: number, seconds: number): Promise<Result> {
-  const c = contenderByName(contender);
+  const c = await contenderByName(contender);
   const info = await setup(contender, [urlOf(HOOK_PORTS[0]!)]);
   const server = await startServer(info);
   await server.go();
@@ -405,7 +405,7 @@ async function enqueue(contender: string): Promise<Result> {
 }
 
 async function memory(contender: string, n: number): Promise<Result> {
-  const c = contenderByName(contender);
+  const c = await contenderByName(contender);
   const info = await setup(contender, [urlOf(HOOK_PORTS[0]!)]);
   const server = await startServer(info);
   const baseline = processMemory(server.pid);
@@ -442,7 +442,7 @@ async function isolation(slow: boolean): Promise<Result> {
   const info = await setup(contender, urls);
   const counts = urls.map(() => ISOLATION_PER_ENDPOINT);
   await runProc({ role: 'fill', contender, info, counts });
-  await contenderByName(contender).analyze(info);
+  await (await contenderByName(contender)).analyze(info);
   await receiverStats(true);
   const previous = SETTINGS[contender]!;
   SETTINGS[contender] = { ...previous, deliveryTimeoutMs: 1_000, stopTimeoutMs: 2_000 };
@@ -844,7 +844,12 @@ async function main(): Promise<void> {
       maxNoisePct: MAX_NOISE_PCT,
       noiseRetries: NOISE_RETRIES,
       settings: Object.fromEntries(
-        CONTENDERS.map((name) => [name, contenderByName(name).describe(SETTINGS[name]!)]),
+        await Promise.all(
+          CONTENDERS.map(async (name) => [
+            name,
+            (await contenderByName(name)).describe(SETTINGS[name]!),
+          ]),
+        ),
       ),
     },
     table: rows,

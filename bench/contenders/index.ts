@@ -1,20 +1,21 @@
 import { databaseUrl } from '../lib/common.js';
-import { ceilingContender } from './ceiling.js';
-import { graphileContender } from './graphile.js';
-import { hookdContender } from './hookd.js';
-import { pgbossContender } from './pgboss.js';
 import type { Contender } from './types.js';
 
-export function contenderByName(name: string, url = databaseUrl()): Contender {
+/**
+ * The contender of that name. Its module is imported on demand, so a benchmark process loads
+ * only the library it measures: node-hookd's worker process must not carry pg-boss,
+ * graphile-worker and their dependencies (luxon, cron parsers…) in its RSS and heap.
+ */
+export async function contenderByName(name: string, url = databaseUrl()): Promise<Contender> {
   switch (name) {
     case 'node-hookd':
-      return hookdContender(url);
+      return (await import('./hookd.js')).hookdContender(url);
     case 'pg-boss':
-      return pgbossContender(url);
+      return (await import('./pgboss.js')).pgbossContender(url);
     case 'graphile-worker':
-      return graphileContender(url);
+      return (await import('./graphile.js')).graphileContender(url);
     case 'ceiling':
-      return ceilingContender(url);
+      return (await import('./ceiling.js')).ceilingContender(url);
     default:
       throw new Error(`unknown contender ${name}`);
   }
