@@ -76,6 +76,48 @@ describe('delivering a webhook', () => {
     expect((await manager.getDelivery(queued.id)).payload).toEqual(payload);
   });
 
+  it("signs and records on the database's clock when this host's clock is minutes off", async () => {
+    const target = await receiver();
+    const skewMs = 5 * 60_000;
+    // The repository's clock is the database's: here 5 minutes ahead of this process's.
+    const repository = new MockRepository({ now: () => Date.now() + skewMs });
+    const warnings: Array<{ fields: object; message: string }> = [];
+    const quiet = () => undefined;
+    const { manager } = await startManager({}, repository, {
+      logger: {
+        debug: quiet,
+        info: quiet,
+        warn: (fields: object | string, message?: string) => {
+          if (typeof fields === 'object') warnings.push({ fields, message: message ?? '' });
+        },
+        error: quiet,
+      },
+    });
+    const subscription = await manager.createSubscription({
+      tenantId: 'acme',
+      url: target.url('/hooks'),
+      secret: SECRET,
+      eventTypes: ['*'],
+    });
+    const queued = await manager.queueDelivery({
+      subscriptionId: subscription.id,
+      eventType: 'clock.skewed',
+      payload: {},
+    });
+    const [request] = await target.waitForRequests(1);
+    const databaseSeconds = (Date.now() + skewMs) / 1000;
+    expect(Math.abs(Number(request!.headers['webhook-timestamp']) - databaseSeconds)).toBeLessThan(
+      2,
+    );
+    await waitForFinal(repository, queued.id);
+    const [attempt] = await manager.getDeliveryAttempts(queued.id);
+    expect(Math.abs(attempt!.attemptedAt.getTime() - (Date.now() + skewMs))).toBeLessThan(2_000);
+    expect(warnings).toContainEqual({
+      fields: { clockOffsetMs: expect.closeTo(skewMs, -3) as number },
+      message: expect.stringContaining('300 s behind') as string,
+    });
+  });
+
   it.each([400, 404, 410, 422])('dead-letters a %i answer after one attempt', async (code) => {
     const target = await receiver(status(code));
     const { manager, repository } = await startManager({ defaultMaxRetries: 5 });

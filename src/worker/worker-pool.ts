@@ -20,6 +20,7 @@ import type { CircuitSettings } from '../retry/circuit-breaker.js';
 import { AbortHandle } from '../delivery/http-sender.js';
 import { CompletionWriter, type RecordedCompletion } from './completion-writer.js';
 import { performAttempt, type AttemptContext, type AttemptReport } from './delivery-attempt.js';
+import { DatabaseClock, NOTABLE_OFFSET_MS } from './database-clock.js';
 import { jitterInterval, nextIdleInterval } from './idle-backoff.js';
 
 /**
@@ -116,6 +117,8 @@ export class WorkerPool {
   #running = false;
   #generation = 0;
   #context: AttemptContext | null = null;
+  /** The database's clock as seen from here (set up by `start()`). */
+  #clock: DatabaseClock | null = null;
   #writer: CompletionWriter;
   /** Claimed deliveries not started yet, across every origin's queue. */
   #queued = 0;
@@ -191,7 +194,11 @@ export class WorkerPool {
     if (this.#running) return;
     this.#running = true;
     this.#generation += 1;
-    this.#context = this.#attemptContext();
+    const context = this.#attemptContext();
+    const clock = new DatabaseClock(context.now);
+    this.#clock = clock;
+    // Attempts read the time on the database's clock: see DatabaseClock.
+    this.#context = { ...context, now: () => clock.now() };
     this.#originLimit = this.#context.requestsPerOrigin;
     this.#interval = this.#config.queuePollInterval;
     this.#wantClaim = true;
@@ -438,6 +445,8 @@ export class WorkerPool {
   async #claim(limit: number): Promise<void> {
     const generation = this.#generation;
     const claimedAt = performance.now();
+    const clock = this.#clock;
+    const sentAt = clock?.localNow() ?? 0;
     let items: ClaimedDelivery[];
     try {
       items = await this.#repository.claimPendingDeliveries(limit, this.#leaseMs);
@@ -448,6 +457,7 @@ export class WorkerPool {
       this.#armTimer();
       return;
     }
+    if (clock) this.#readClock(clock, items, sentAt);
     if (!this.#running || generation !== this.#generation) {
       // Stopped while the claim was under way: give everything back untouched.
       await this.#release(items.map((item) => releaseNow(item)));
@@ -459,6 +469,29 @@ export class WorkerPool {
     if (this.#backlog) this.#wantClaim = true;
     this.#armTimer();
     if (items.length > 0) await this.#triage(items, claimedAt);
+  }
+
+  /**
+   * A claim's lease ends `leaseMs` after the database's "now" of the claim: one reading of the
+   * database's clock per non-empty claim, at no cost.
+   */
+  #readClock(clock: DatabaseClock, items: readonly ClaimedDelivery[], sentAt: number): void {
+    const leaseEnd = items[0]?.nextRetryAt;
+    if (!leaseEnd) return;
+    const change = clock.observe(leaseEnd.getTime() - this.#leaseMs, sentAt, clock.localNow());
+    if (!change?.notable) return;
+    const seconds = Math.round(change.offsetMs / 100) / 10;
+    if (Math.abs(change.offsetMs) >= NOTABLE_OFFSET_MS) {
+      this.#logger.warn(
+        { clockOffsetMs: change.offsetMs },
+        `this host's clock is ${Math.abs(seconds)} s ${seconds > 0 ? 'behind' : 'ahead of'} the database's; webhook timestamps follow the database's clock`,
+      );
+    } else {
+      this.#logger.info(
+        { clockOffsetMs: change.offsetMs },
+        "this host's clock agrees with the database's again",
+      );
+    }
   }
 
   async #triage(items: readonly ClaimedDelivery[], claimedAt: number): Promise<void> {
@@ -567,7 +600,9 @@ export class WorkerPool {
       // A circuit's reopening time comes from the repository's clock; the local clock only
       // estimates the wait, and polling covers any difference.
       this.#wakeIn(
-        retryAt instanceof Date ? Math.max(1, retryAt.getTime() - Date.now()) : retryAt.delayMs,
+        retryAt instanceof Date
+          ? Math.max(1, retryAt.getTime() - (this.#clock?.now() ?? Date.now()))
+          : retryAt.delayMs,
       );
     }
   }

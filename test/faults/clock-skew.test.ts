@@ -15,7 +15,9 @@ import { size, testTimeout } from './support/sizes.js';
  * one whose clock is 5 minutes ahead, one 5 minutes behind (a preload shifts `Date`). Leases,
  * due times and retry times are computed on the database clock, so none of them may double-send
  * (claim what another still holds), starve the others (hold claims for minutes), or retry early
- * or late; a tenth of the deliveries fail once, so retries are scheduled by all three.
+ * or late; a tenth of the deliveries fail once, so retries are scheduled by all three. Their
+ * webhooks carry the database's time in `webhook-timestamp`, so receivers that refuse stale
+ * signatures accept them all.
  *
  * Allowed duplicates: none.
  */
@@ -71,6 +73,7 @@ describe('fault: managers whose clocks are minutes off', () => {
         initialBackoffMs: BACKOFF_MS,
         maxBackoffMs: 5_000,
       });
+      const spawnedAt = Date.now();
       const workers = await Promise.all(
         Object.entries(CLOCKS).map(([label, skew]) =>
           ManagerProcess.spawn(
@@ -123,7 +126,7 @@ describe('fault: managers whose clocks are minutes off', () => {
           reports[index]!.counts['delivery.success'] ?? 0,
         ]),
       );
-      // The receiver sees each sender's clock in webhook-timestamp.
+      // What the receivers saw in webhook-timestamp, against their own clock.
       const offsets = { ahead: 0, correct: 0, behind: 0 };
       for (const exchange of fleet.exchanges) {
         const offset = exchange.signedAt - exchange.receivedAt;
@@ -153,9 +156,17 @@ describe('fault: managers whose clocks are minutes off', () => {
       for (const count of Object.values(delivered)) {
         expect(count).toBeGreaterThan(queued.length / 10);
       }
-      // Every skewed process really sent with its skewed clock.
-      expect(offsets.ahead).toBeGreaterThan(0);
-      expect(offsets.behind).toBeGreaterThan(0);
+      // The skewed processes really ran on skewed clocks (their `started` report says so)...
+      const reportedClock = (index: number) => workers[index]!.ofType('started')[0]!.at - spawnedAt;
+      expect(reportedClock(1)).toBeGreaterThan(SKEW_MS / 2);
+      expect(reportedClock(2)).toBeLessThan(-SKEW_MS / 2);
+      // ...yet signed every webhook with the database's time, which a receiver accepts.
+      expect(offsets).toEqual({ ahead: 0, correct: ledger.requests, behind: 0 });
+      // (Whole seconds, so up to a second early, plus the request's way to the receiver.)
+      const worstMs = Math.max(
+        ...fleet.exchanges.map((exchange) => Math.abs(exchange.signedAt - exchange.receivedAt)),
+      );
+      expect(worstMs).toBeLessThan(3_000);
       // Leases on the database clock: never longer than one lease.
       expect(longestLeaseMs).toBeGreaterThan(0);
       expect(longestLeaseMs).toBeLessThanOrEqual(LEASE_MS + 1_000);
