@@ -79,14 +79,93 @@ const EMPTY_KEY = new Uint8Array(0);
 function standardKeyOf(secret: string): Uint8Array | null {
   if (secret === '') return EMPTY_KEY;
   try {
-    return standardWebhookKey(secret);
+    // A copy of its own: a small Buffer.from() is a slice of a shared 8 KiB pool, which a
+    // cached key would keep alive.
+    return new Uint8Array(standardWebhookKey(secret));
   } catch {
     return null;
   }
 }
 
+/** The HMAC keys of one secret: its UTF-8 bytes (go-hookd) and its Standard Webhooks key. */
+interface SigningKeys {
+  readonly goHookd: Uint8Array;
+  readonly standard: Uint8Array | null;
+}
+
+/**
+ * Keys by secret text. Every attempt signs, and deriving the keys (a base64 check and decode, a
+ * UTF-8 encode) allocated per request what is the same for every delivery of a subscription.
+ * Keyed by the resolved secret itself, so a rotated secret gets its keys at once; bounded (and
+ * simply emptied when full), so arbitrary secrets cannot grow it. It holds nothing the process
+ * does not hold anyway: the subscriptions it signs for carry the same secrets.
+ */
+const KEY_CACHE = new Map<string, SigningKeys>();
+const KEY_CACHE_MAX_ENTRIES = 256;
+
+function signingKeysOf(secret: string): SigningKeys {
+  let keys = KEY_CACHE.get(secret);
+  if (keys === undefined) {
+    keys = {
+      goHookd: new Uint8Array(Buffer.from(secret, 'utf8')),
+      standard: standardKeyOf(secret),
+    };
+    if (KEY_CACHE.size >= KEY_CACHE_MAX_ENTRIES) KEY_CACHE.clear();
+    KEY_CACHE.set(secret, keys);
+  }
+  return keys;
+}
+
 /** Builds the signed request headers of one attempt. */
 export function buildDeliveryHeaders(input: DeliveryHeaderInput): Record<string, string> {
+  const keys = signingKeysOf(input.secret);
+  const timestamp = String(input.timestampSeconds);
+  const standardSignature =
+    keys.standard === null
+      ? null
+      : `${STANDARD_SIGNATURE_VERSION},${signStandard(keys.standard, input.deliveryId, timestamp, input.body)}`;
+  const goHookdSignature = signGoHookd(keys.goHookd, timestamp, input.body);
+  if (hasOwnNames(input.customHeaders)) {
+    return withCustomHeaders(input, timestamp, standardSignature, goHookdSignature);
+  }
+  // Without custom headers (the usual case) no name can collide: the headers are written
+  // straight into one object, in the same order as below.
+  const headers: Record<string, string> = {};
+  headers['Content-Type'] = 'application/json';
+  headers['User-Agent'] = USER_AGENT;
+  headers[STANDARD_ID_HEADER] = input.deliveryId;
+  headers[STANDARD_TIMESTAMP_HEADER] = timestamp;
+  if (standardSignature !== null) headers[STANDARD_SIGNATURE_HEADER] = standardSignature;
+  headers[TIMESTAMP_HEADER] = timestamp;
+  headers[SIGNATURE_HEADER] = goHookdSignature;
+  headers[DELIVERY_ID_HEADER] = input.deliveryId;
+  // Present but empty for inline deliveries, as go-hookd sends it.
+  headers[SUBSCRIPTION_ID_HEADER] = input.subscriptionId ?? '';
+  headers[EVENT_TYPE_HEADER] = input.eventType;
+  headers[ATTEMPT_HEADER] = String(input.attemptNumber);
+  if (input.idempotencyKey !== null && input.idempotencyKey !== '') {
+    headers[IDEMPOTENCY_KEY_HEADER] = input.idempotencyKey;
+  }
+  if (input.traceparent !== undefined) headers['traceparent'] = input.traceparent;
+  return headers;
+}
+
+function hasOwnNames(object: Readonly<Record<string, string>>): boolean {
+  for (const name in object) if (Object.hasOwn(object, name)) return true;
+  return false;
+}
+
+/**
+ * The general case: custom headers may replace `Content-Type` and `User-Agent` in any case, so
+ * names are tracked case-insensitively (the last writer's spelling wins, at the first writer's
+ * position).
+ */
+function withCustomHeaders(
+  input: DeliveryHeaderInput,
+  timestamp: string,
+  standardSignature: string | null,
+  goHookdSignature: string,
+): Record<string, string> {
   const headers = new Map<string, [name: string, value: string]>();
   const set = (name: string, value: string) => headers.set(name.toLowerCase(), [name, value]);
 
@@ -96,20 +175,12 @@ export function buildDeliveryHeaders(input: DeliveryHeaderInput): Record<string,
     if (!isReservedHeaderName(name)) set(name, value);
   }
 
-  const timestamp = String(input.timestampSeconds);
-  const standardKey = standardKeyOf(input.secret);
   set(STANDARD_ID_HEADER, input.deliveryId);
   set(STANDARD_TIMESTAMP_HEADER, timestamp);
-  if (standardKey !== null) {
-    set(
-      STANDARD_SIGNATURE_HEADER,
-      `${STANDARD_SIGNATURE_VERSION},${signStandard(standardKey, input.deliveryId, timestamp, input.body)}`,
-    );
-  }
+  if (standardSignature !== null) set(STANDARD_SIGNATURE_HEADER, standardSignature);
   set(TIMESTAMP_HEADER, timestamp);
-  set(SIGNATURE_HEADER, signGoHookd(input.secret, timestamp, input.body));
+  set(SIGNATURE_HEADER, goHookdSignature);
   set(DELIVERY_ID_HEADER, input.deliveryId);
-  // Present but empty for inline deliveries, as go-hookd sends it.
   set(SUBSCRIPTION_ID_HEADER, input.subscriptionId ?? '');
   set(EVENT_TYPE_HEADER, input.eventType);
   set(ATTEMPT_HEADER, String(input.attemptNumber));
