@@ -360,7 +360,7 @@ function captureResponseHeaders(
 ): Record<string, string> {
   const names = Object.keys(headers);
   if (names.length > MAX_STORED_RESPONSE_HEADERS) return captureHeaders(headers);
-  names.sort();
+  sortNames(names);
   const captured: Record<string, string> = {};
   for (const name of names) {
     const value = headers[name];
@@ -375,6 +375,23 @@ function captureResponseHeaders(
     captured[name] = value;
   }
   return captured;
+}
+
+/**
+ * `names.sort()` for the few names of a response: Array.prototype.sort allocates its merge state
+ * (over a kilobyte) on every call, which an insertion sort of at most 32 names does not need.
+ * Same order (UTF-16 code units).
+ */
+function sortNames(names: string[]): void {
+  for (let i = 1; i < names.length; i++) {
+    const name = names[i]!;
+    let j = i - 1;
+    while (j >= 0 && names[j]! > name) {
+      names[j + 1] = names[j]!;
+      j--;
+    }
+    names[j + 1] = name;
+  }
 }
 
 interface ClassifiedFailure {
