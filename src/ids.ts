@@ -1,4 +1,6 @@
-import { nanoid } from 'nanoid';
+import { randomFillSync } from 'node:crypto';
+
+import { nanoid, urlAlphabet } from 'nanoid';
 
 import { ID_PREFIX, ID_RANDOM_LENGTH, TEST_PING_ID_PREFIX } from './constants.js';
 
@@ -17,7 +19,32 @@ export function generateDeliveryId(): string {
 
 /** A new attempt id: `att_` + 21-character nanoid. */
 export function generateAttemptId(): string {
-  return `${ID_PREFIX.attempt}_${nanoid(ID_RANDOM_LENGTH)}`;
+  return prefixedNanoid(ATTEMPT_PREFIX);
+}
+
+const ATTEMPT_PREFIX = `${ID_PREFIX.attempt}_`;
+const ALPHABET = Buffer.from(urlAlphabet, 'latin1');
+/** Random bytes for 128 ids at a time, as nanoid pools them. */
+const RANDOM = Buffer.alloc(ID_RANDOM_LENGTH * 128);
+let randomOffset = RANDOM.length;
+const SCRATCH = Buffer.alloc(64);
+
+/**
+ * `${prefix}${nanoid(ID_RANDOM_LENGTH)}` (same random source, alphabet and mapping: a random
+ * byte & 63), written as bytes and read out as one string. nanoid appends its characters one by
+ * one, which allocates a string per character; every attempt takes an id.
+ */
+function prefixedNanoid(prefix: string): string {
+  if (randomOffset + ID_RANDOM_LENGTH > RANDOM.length) {
+    randomFillSync(RANDOM);
+    randomOffset = 0;
+  }
+  const start = SCRATCH.write(prefix, 0, 'latin1');
+  for (let i = 0; i < ID_RANDOM_LENGTH; i++) {
+    SCRATCH[start + i] = ALPHABET[RANDOM[randomOffset + i]! & 63]!;
+  }
+  randomOffset += ID_RANDOM_LENGTH;
+  return SCRATCH.toString('latin1', 0, start + ID_RANDOM_LENGTH);
 }
 
 /** A new test ping id: `test_` + 21-character nanoid. */
