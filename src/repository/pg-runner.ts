@@ -1,9 +1,12 @@
+import pg from 'pg';
+
 import { HookdError } from '../errors.js';
 import { isConnectionError } from './pg-errors.js';
 import {
   PG_TYPES,
   type PgPool,
   type PgPoolClient,
+  type PgQueryConfig,
   type PgQueryable,
   type PgQueryResult,
 } from './pg-types.js';
@@ -164,6 +167,37 @@ export interface OpenTransaction {
   rollback(): Promise<void>;
 }
 
+/**
+ * `pool.query(config)` for a `pg.Pool`, without what it keeps alive. A pg `Client` holds on to the
+ * callback of the `connect()` that opened it for as long as the connection lives (its connection
+ * listeners share that function's scope), and with `pool.query` that callback leads to the
+ * promise of the statement that made the pool open the connection: every pooled connection kept
+ * the whole result of its first statement — for the worker, a claim of hundreds of rows with
+ * their bodies, several megabytes of live heap for the life of the pool. Checked out here, the
+ * connection's first caller is the checkout, whose result is the connection itself.
+ *
+ * Otherwise the same as `pool.query`: an error the connection emits while checked out fails the
+ * statement (pg errors it too) instead of going unhandled, and a connection whose statement
+ * failed is discarded rather than returned to the pool.
+ */
+async function checkedOutQuery(pool: PgPool, config: PgQueryConfig): Promise<PgQueryResult> {
+  const client = await pool.connect();
+  let failure: Error | boolean = false;
+  const onError = (error: Error) => {
+    failure = error;
+  };
+  client.on('error', onError);
+  try {
+    return await client.query(config);
+  } catch (error) {
+    if (failure === false) failure = error instanceof Error ? error : true;
+    throw error;
+  } finally {
+    client.removeListener?.('error', onError);
+    client.release(failure === false ? undefined : failure);
+  }
+}
+
 /** Statements on a pool: each one on whichever connection is free. */
 export class PoolRunner implements Runner {
   readonly #pool: PgPool;
@@ -171,7 +205,10 @@ export class PoolRunner implements Runner {
 
   constructor(pool: PgPool, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
     this.#pool = pool;
-    this.#statements = new Statements(pool, mapError, guard, timeoutMs);
+    // A pool of another shape (a wrapper, another driver) runs statements its own way.
+    const target: PgQueryable =
+      pool instanceof pg.Pool ? { query: (config) => checkedOutQuery(pool, config) } : pool;
+    this.#statements = new Statements(target, mapError, guard, timeoutMs);
   }
 
   rows(

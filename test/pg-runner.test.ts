@@ -1,0 +1,79 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+import type pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { PoolRunner } from '../src/repository/pg-runner.js';
+import { testPool } from './helpers/postgres-schema.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const pools: pg.Pool[] = [];
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((pool) => pool.end()));
+});
+
+function runner(max = 1): { runner: PoolRunner; pool: pg.Pool } {
+  const pool = testPool(max);
+  pools.push(pool);
+  const created = new PoolRunner(
+    pool,
+    (error) => (error instanceof Error ? error : new Error(String(error))),
+    () => undefined,
+    10_000,
+  );
+  return { runner: created, pool };
+}
+
+/** A weak reference to a value of the first statement's result, nothing else kept. */
+async function firstResultRef(run: PoolRunner): Promise<WeakRef<object>> {
+  const rows = await run.rows(`SELECT '{"big":true}'::jsonb AS doc`);
+  return new WeakRef(rows[0]!['doc'] as object);
+}
+
+async function collected(ref: WeakRef<object>): Promise<boolean> {
+  for (let i = 0; i < 5 && ref.deref() !== undefined; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  return ref.deref() === undefined;
+}
+
+describe('PoolRunner on a pg.Pool', () => {
+  it('keeps nothing of the statement that opened a connection once its caller is done', async () => {
+    // pool.query would keep this result for as long as the connection lives: pg's client holds
+    // the callback of the connect() that opened it, which leads back to the first statement.
+    const { runner: run } = runner();
+    const ref = await firstResultRef(run);
+    await run.rows('SELECT 1');
+    expect(await collected(ref)).toBe(true);
+  });
+
+  it('returns a connection after a statement and discards it after a failed one', async () => {
+    const { runner: run, pool } = runner(2);
+    await run.rows('SELECT 1');
+    expect(pool.totalCount).toBe(1);
+    expect(pool.idleCount).toBe(1);
+    await expect(run.rows('SELECT * FROM no_such_table_anywhere')).rejects.toThrow();
+    expect(pool.totalCount).toBe(0);
+    const [row] = await run.rows('SELECT 2 AS n');
+    expect(row?.['n']).toBe(2);
+    expect(pool.idleCount).toBe(1);
+  });
+
+  it('fails the statement, not the process, when the connection breaks under it', async () => {
+    const { runner: run, pool } = runner(1);
+    const [me] = await run.rows('SELECT pg_backend_pid() AS pid');
+    const killer = testPool(1);
+    pools.push(killer);
+    const statement = run.rows('SELECT pg_sleep(5)');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await killer.query('SELECT pg_terminate_backend($1)', [me?.['pid']]);
+    await expect(statement).rejects.toThrow();
+    expect(pool.totalCount).toBe(0);
+    const [row] = await run.rows('SELECT 3 AS n');
+    expect(row?.['n']).toBe(3);
+  });
+});
