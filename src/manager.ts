@@ -52,6 +52,7 @@ import type {
   QueueInlineDeliveryRequest,
   UpdateSubscriptionRequest,
 } from './validation.js';
+import { DatabaseClock } from './worker/database-clock.js';
 import { WorkerPool } from './worker/worker-pool.js';
 import { RequestTargets } from './delivery/http-sender.js';
 import { createTracing, type TracerLike, type Tracing } from './telemetry/tracing.js';
@@ -197,6 +198,9 @@ export class Manager implements AsyncDisposable {
     this.#agent = this.#createAgent();
 
     const tracing: Tracing | null = options.tracer ? createTracing(options.tracer) : null;
+    // The database's clock: read off claims by the worker pool, used for every time this
+    // process signs or records (see DatabaseClock).
+    const clock = new DatabaseClock(Date.now);
     const secretResolver: SecretResolver = options.secretResolver
       ? toSecretResolver(options.secretResolver)
       : storedSecretResolver;
@@ -215,6 +219,7 @@ export class Manager implements AsyncDisposable {
       emptySecretAllowed: secretResolver === storedSecretResolver,
       dispatcher: () => this.#dispatcher(),
       wake: () => this.notify(),
+      now: () => clock.now(),
       tracing,
     };
     this.#subscriptions = new SubscriptionService(context);
@@ -223,6 +228,7 @@ export class Manager implements AsyncDisposable {
     this.#maintenance = new MaintenanceService(context);
     this.#pool = new WorkerPool({
       repository,
+      clock,
       config: this.#config,
       circuitBreakerEnabled: options.disableCircuitBreaker !== true,
       publish: this.#publish,
@@ -237,7 +243,7 @@ export class Manager implements AsyncDisposable {
         emptySecretAllowed: context.emptySecretAllowed,
         inlinePolicy: context.defaultPolicy,
         logger: this.#logger,
-        now: Date.now,
+        now: () => clock.now(),
         random: Math.random,
         tracing,
       }),

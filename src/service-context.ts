@@ -24,6 +24,11 @@ export interface ServiceContext {
   readonly dispatcher: () => Dispatcher;
   /** Wakes the local worker pool after new work was queued. */
   readonly wake: () => void;
+  /**
+   * The database's time as this process best knows it (its own clock until a started worker
+   * pool has read the database's off a claim), in epoch milliseconds.
+   */
+  readonly now: () => number;
   /** OpenTelemetry hooks, when a tracer is configured. */
   readonly tracing: Tracing | null;
 }

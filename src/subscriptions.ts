@@ -173,7 +173,7 @@ export class SubscriptionService {
       };
     }
     // Stamped once the key is known, as attempts are: a slow vault must not age the signature.
-    const timestampSeconds = Math.floor(Date.now() / 1000);
+    const timestampSeconds = Math.floor(this.#context.now() / 1000);
     const body = JSON.stringify({
       message: TEST_PING_MESSAGE,
       timestamp: timestampSeconds,

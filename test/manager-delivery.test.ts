@@ -112,6 +112,10 @@ describe('delivering a webhook', () => {
     await waitForFinal(repository, queued.id);
     const [attempt] = await manager.getDeliveryAttempts(queued.id);
     expect(Math.abs(attempt!.attemptedAt.getTime() - (Date.now() + skewMs))).toBeLessThan(2_000);
+    // A test ping, sent outside the worker pool, follows the same clock.
+    expect((await manager.testSubscription(subscription.id)).success).toBe(true);
+    const ping = target.requests.at(-1)!;
+    expect(Math.abs(Number(ping.headers['webhook-timestamp']) - databaseSeconds)).toBeLessThan(2);
     expect(warnings).toContainEqual({
       fields: { clockOffsetMs: expect.closeTo(skewMs, -3) as number },
       message: expect.stringContaining('300 s behind') as string,

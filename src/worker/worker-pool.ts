@@ -49,6 +49,11 @@ export interface WorkerPoolOptions {
   readonly publish: Publish;
   readonly logger: Logger;
   readonly random?: () => number;
+  /**
+   * The database's clock, which this pool keeps reading off its claims; attempts should take
+   * their time from it (see DatabaseClock). @default a clock of its own on `Date.now`
+   */
+  readonly clock?: DatabaseClock;
 }
 
 interface Held {
@@ -117,8 +122,8 @@ export class WorkerPool {
   #running = false;
   #generation = 0;
   #context: AttemptContext | null = null;
-  /** The database's clock as seen from here (set up by `start()`). */
-  #clock: DatabaseClock | null = null;
+  /** The database's clock as seen from here. */
+  readonly #clock: DatabaseClock;
   #writer: CompletionWriter;
   /** Claimed deliveries not started yet, across every origin's queue. */
   #queued = 0;
@@ -154,6 +159,7 @@ export class WorkerPool {
     this.#publish = options.publish;
     this.#logger = options.logger;
     this.#random = options.random ?? Math.random;
+    this.#clock = options.clock ?? new DatabaseClock(Date.now);
     this.#circuitSettings = options.circuitBreakerEnabled
       ? {
           threshold: options.config.circuitBreakerThreshold,
@@ -194,11 +200,7 @@ export class WorkerPool {
     if (this.#running) return;
     this.#running = true;
     this.#generation += 1;
-    const context = this.#attemptContext();
-    const clock = new DatabaseClock(context.now);
-    this.#clock = clock;
-    // Attempts read the time on the database's clock: see DatabaseClock.
-    this.#context = { ...context, now: () => clock.now() };
+    this.#context = this.#attemptContext();
     this.#originLimit = this.#context.requestsPerOrigin;
     this.#interval = this.#config.queuePollInterval;
     this.#wantClaim = true;
@@ -445,8 +447,7 @@ export class WorkerPool {
   async #claim(limit: number): Promise<void> {
     const generation = this.#generation;
     const claimedAt = performance.now();
-    const clock = this.#clock;
-    const sentAt = clock?.localNow() ?? 0;
+    const sentAt = this.#clock.localNow();
     let items: ClaimedDelivery[];
     try {
       items = await this.#repository.claimPendingDeliveries(limit, this.#leaseMs);
@@ -457,7 +458,7 @@ export class WorkerPool {
       this.#armTimer();
       return;
     }
-    if (clock) this.#readClock(clock, items, sentAt);
+    this.#readClock(items, sentAt);
     if (!this.#running || generation !== this.#generation) {
       // Stopped while the claim was under way: give everything back untouched.
       await this.#release(items.map((item) => releaseNow(item)));
@@ -475,9 +476,10 @@ export class WorkerPool {
    * A claim's lease ends `leaseMs` after the database's "now" of the claim: one reading of the
    * database's clock per non-empty claim, at no cost.
    */
-  #readClock(clock: DatabaseClock, items: readonly ClaimedDelivery[], sentAt: number): void {
+  #readClock(items: readonly ClaimedDelivery[], sentAt: number): void {
     const leaseEnd = items[0]?.nextRetryAt;
     if (!leaseEnd) return;
+    const clock = this.#clock;
     const change = clock.observe(leaseEnd.getTime() - this.#leaseMs, sentAt, clock.localNow());
     if (!change?.notable) return;
     const seconds = Math.round(change.offsetMs / 100) / 10;
@@ -601,7 +603,7 @@ export class WorkerPool {
       // estimates the wait, and polling covers any difference.
       this.#wakeIn(
         retryAt instanceof Date
-          ? Math.max(1, retryAt.getTime() - (this.#clock?.now() ?? Date.now()))
+          ? Math.max(1, retryAt.getTime() - this.#clock.now())
           : retryAt.delayMs,
       );
     }
