@@ -4,7 +4,8 @@ import { runInNewContext } from 'node:vm';
 import type pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { PoolRunner } from '../src/repository/pg-runner.js';
+import { ClientRunner, PoolRunner } from '../src/repository/pg-runner.js';
+import type { PgQueryConfig } from '../src/repository/pg-types.js';
 import { testPool } from './helpers/postgres-schema.js';
 
 setFlagsFromString('--expose-gc');
@@ -75,5 +76,30 @@ describe('PoolRunner on a pg.Pool', () => {
     expect(pool.totalCount).toBe(0);
     const [row] = await run.rows('SELECT 3 AS n');
     expect(row?.['n']).toBe(3);
+  });
+});
+
+describe('statement rows', () => {
+  it("are handed over in an array of their own, pg's emptied", async () => {
+    const results: Array<{ rows: Record<string, unknown>[] }> = [];
+    const client = {
+      query: (config: PgQueryConfig) => {
+        const result = { rows: [{ n: 1 }, { n: 2 }], rowCount: 2, fields: [{ name: 'n' }] };
+        results.push(result);
+        // A multi-statement text resolves to one result per statement.
+        return Promise.resolve(
+          config.text.includes(';') ? [{ rows: [], rowCount: null, fields: [] }, result] : result,
+        );
+      },
+    };
+    const run = new ClientRunner(
+      client as never,
+      (error) => (error instanceof Error ? error : new Error(String(error))),
+      () => undefined,
+      0,
+    );
+    expect(await run.rows('SELECT n')).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(await run.script('SET x = 1; SELECT n')).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(results.map((result) => result.rows.length)).toEqual([0, 0]);
   });
 });
