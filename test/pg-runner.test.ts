@@ -16,14 +16,14 @@ afterEach(async () => {
   await Promise.all(pools.splice(0).map((pool) => pool.end()));
 });
 
-function runner(max = 1): { runner: PoolRunner; pool: pg.Pool } {
+function runner(max = 1, timeoutMs = 10_000): { runner: PoolRunner; pool: pg.Pool } {
   const pool = testPool(max);
   pools.push(pool);
   const created = new PoolRunner(
     pool,
     (error) => (error instanceof Error ? error : new Error(String(error))),
     () => undefined,
-    10_000,
+    timeoutMs,
   );
   return { runner: created, pool };
 }
@@ -62,6 +62,16 @@ describe('PoolRunner on a pg.Pool', () => {
     const [row] = await run.rows('SELECT 2 AS n');
     expect(row?.['n']).toBe(2);
     expect(pool.idleCount).toBe(1);
+  });
+
+  it('fails a statement the database does not answer in time and discards its connection', async () => {
+    const { runner: run, pool } = runner(1, 200);
+    const started = Date.now();
+    await expect(run.rows('SELECT pg_sleep(3)')).rejects.toThrow('Query read timeout');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(pool.totalCount).toBe(0);
+    const [row] = await run.rows('SELECT 4 AS n');
+    expect(row?.['n']).toBe(4);
   });
 
   it('fails the statement, not the process, when the connection breaks under it', async () => {

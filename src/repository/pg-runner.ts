@@ -98,14 +98,14 @@ function lastRows(result: PgQueryResult | readonly PgQueryResult[]): readonly Ro
 /**
  * The rows of a statement, moved out of pg's result into an array of our own.
  *
- * Left in pg's result, a claim's rows outlived the claim as far as the scavenger (V8's
- * young-generation collector) could tell: V8 even allocates pg's row array directly in the old
- * generation once it has seen enough of them survive (about half of the claims' arrays were old
- * when the claim returned), and references from the old generation into the young one count as
- * live until the next full collection, however dead their holder. In the memory benchmark every
- * claimed row, with its request body, survived two scavenges and was promoted: about 1.8 KB of
- * old-generation garbage per delivery, most of what made the heap grow between full
- * collections. Emptied, pg's array holds nothing; the copy is young and dies young.
+ * pg's result can outlive the statement as far as V8's young-generation collector can tell:
+ * statements run the way {@link checkedOutQuery} avoids (in a transaction, on a caller's client,
+ * through a pool of another shape) are referenced from an old-generation callback until the next
+ * full collection, and V8 allocates pg's row array itself in the old generation once it has seen
+ * enough of them survive (about half of the claims' arrays were old when the claim returned).
+ * Rows left in it — for a claim, hundreds of them with their request bodies — then survive two
+ * young collections and are promoted, to die in the old generation. Emptied, pg's array holds
+ * nothing; the copy is young and dies young.
  */
 function takeRows(rows: readonly Row[]): readonly Row[] {
   if (rows.length === 0 || !Object.isExtensible(rows)) return rows;
@@ -190,34 +190,60 @@ export interface OpenTransaction {
 }
 
 /**
- * `pool.query(config)` for a `pg.Pool`, without what it keeps alive. A pg `Client` holds on to the
- * callback of the `connect()` that opened it for as long as the connection lives (its connection
- * listeners share that function's scope), and with `pool.query` that callback leads to the
- * promise of the statement that made the pool open the connection: every pooled connection kept
- * the whole result of its first statement — for the worker, a claim of hundreds of rows with
- * their bodies, several megabytes of live heap for the life of the pool. Checked out here, the
- * connection's first caller is the checkout, whose result is the connection itself.
+ * `pool.query(config)` for a `pg.Pool`, without what it keeps alive.
  *
- * Otherwise the same as `pool.query`: an error the connection emits while checked out fails the
- * statement (pg errors it too) instead of going unhandled, and a connection whose statement
- * failed is discarded rather than returned to the pool.
+ * - A pg `Client` holds on to the callback of the `connect()` that opened it for as long as the
+ *   connection lives (its connection listeners share that function's scope), and with
+ *   `pool.query` that callback leads to the promise of the statement that made the pool open the
+ *   connection: every pooled connection kept the whole result of its first statement — for the
+ *   worker, a claim of hundreds of rows with their bodies, for the life of the pool. Checked out
+ *   here, the connection's first caller is the checkout, whose result is the connection itself.
+ * - pg's promise form and its `query_timeout` both install the statement's callback as
+ *   `query.callback = (…) => …`. V8 allocates a function written straight into a property in the
+ *   old generation (it expects such functions to be long-lived), and an old-generation object,
+ *   dead or not, keeps what it refers to alive through every young-generation collection until
+ *   the next full one: each statement's callback kept its scope, and with it the statement — the
+ *   whole SQL text (a completion batch inlines ~50 KB of JSON) and its result — until they were
+ *   promoted. Here the callback is passed as an argument, and the read timeout is our own timer.
+ *
+ * Otherwise the same as `pool.query` with `query_timeout`: the statement fails with pg's "Query
+ * read timeout" error when the database does not answer in time, an error the connection emits
+ * while checked out fails the statement instead of going unhandled, and a connection whose
+ * statement failed (or timed out) is discarded rather than returned to the pool.
  */
 async function checkedOutQuery(pool: PgPool, config: PgQueryConfig): Promise<PgQueryResult> {
-  const client = await pool.connect();
-  let failure: Error | boolean = false;
-  const onError = (error: Error) => {
-    failure = error;
-  };
-  client.on('error', onError);
-  try {
-    return await client.query(config);
-  } catch (error) {
-    if (failure === false) failure = error instanceof Error ? error : true;
-    throw error;
-  } finally {
-    client.removeListener?.('error', onError);
-    client.release(failure === false ? undefined : failure);
-  }
+  const client = (await pool.connect()) as PgPoolClient & CallbackQueryable;
+  const { query_timeout: timeoutMs, ...statement } = config;
+  return new Promise<PgQueryResult>((resolve, reject) => {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (error: Error | null | undefined, result?: PgQueryResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.removeListener?.('error', finish);
+      client.release(error ?? undefined);
+      if (error) reject(error);
+      else resolve(result!);
+    };
+    client.on('error', finish);
+    if (timeoutMs !== undefined && timeoutMs > 0) {
+      timer = setTimeout(() => finish(new Error('Query read timeout')), timeoutMs);
+    }
+    try {
+      client.query(statement, finish);
+    } catch (error) {
+      finish(error instanceof Error ? error : new Error(String(error)));
+    }
+  });
+}
+
+/** pg's callback form of `query`, which a `pg.Pool`'s connections have. */
+interface CallbackQueryable {
+  query(
+    config: PgQueryConfig,
+    callback: (error: Error | null, result: PgQueryResult) => void,
+  ): void;
 }
 
 /** Statements on a pool: each one on whichever connection is free. */

@@ -13,6 +13,8 @@ export interface PgQueryConfig {
   readonly text: string;
   readonly values?: readonly unknown[];
   readonly types?: PgTypeParsers;
+  /** Client-side read timeout, in ms. */
+  readonly query_timeout?: number;
 }
 
 /** The subset of a `pg` result node-hookd reads. */
