@@ -56,6 +56,7 @@ import { DatabaseClock } from './worker/database-clock.js';
 import { WorkerPool } from './worker/worker-pool.js';
 import { RequestTargets } from './delivery/http-sender.js';
 import { createTracing, type TracerLike, type Tracing } from './telemetry/tracing.js';
+import { SigningKeyCache } from './delivery/request-headers.js';
 
 /** Options of {@link Manager} (go-hookd's functional options). */
 export interface ManagerOptions {
@@ -201,6 +202,7 @@ export class Manager implements AsyncDisposable {
     // The database's clock: read off claims by the worker pool, used for every time this
     // process signs or records (see DatabaseClock).
     const clock = new DatabaseClock(Date.now);
+    const signingKeys = new SigningKeyCache();
     const secretResolver: SecretResolver = options.secretResolver
       ? toSecretResolver(options.secretResolver)
       : storedSecretResolver;
@@ -221,6 +223,7 @@ export class Manager implements AsyncDisposable {
       wake: () => this.notify(),
       now: () => clock.now(),
       tracing,
+      signingKeys,
     };
     this.#subscriptions = new SubscriptionService(context);
     this.#deliveries = new DeliveryService(context);
@@ -246,6 +249,7 @@ export class Manager implements AsyncDisposable {
         now: () => clock.now(),
         random: Math.random,
         tracing,
+        signingKeys,
       }),
     });
   }

@@ -9,6 +9,7 @@ import type { RetryPolicy } from './models.js';
 import type { Repository } from './repository/repository.js';
 import type { SecretResolver } from './secret.js';
 import type { Tracing } from './telemetry/tracing.js';
+import type { SigningKeyCache } from './delivery/request-headers.js';
 
 /** What the services behind the `Manager` share. */
 export interface ServiceContext {
@@ -31,6 +32,8 @@ export interface ServiceContext {
   readonly now: () => number;
   /** OpenTelemetry hooks, when a tracer is configured. */
   readonly tracing: Tracing | null;
+  /** The manager's cache of signing keys (see SigningKeyCache). */
+  readonly signingKeys: SigningKeyCache;
 }
 
 /** Options of the operations that can run inside the caller's database transaction. */

@@ -189,6 +189,7 @@ export class SubscriptionService {
       secret,
       body,
       timestampSeconds,
+      signingKeys: context.signingKeys,
     });
     const response = await sendWebhook(context.dispatcher(), {
       url: subscription.url,

@@ -67,6 +67,8 @@ export interface DeliveryHeaderInput {
   readonly timestampSeconds: number;
   /** W3C trace context of the attempt, when tracing is on. */
   readonly traceparent?: string | undefined;
+  /** Where the secret's keys are kept between requests (derived afresh without one). */
+  readonly signingKeys?: SigningKeyCache | undefined;
 }
 
 const EMPTY_KEY = new Uint8Array(0);
@@ -88,37 +90,44 @@ function standardKeyOf(secret: string): Uint8Array | null {
 }
 
 /** The HMAC keys of one secret: its UTF-8 bytes (go-hookd) and its Standard Webhooks key. */
-interface SigningKeys {
+export interface SigningKeys {
   readonly goHookd: Uint8Array;
   readonly standard: Uint8Array | null;
 }
 
-/**
- * Keys by secret text. Every attempt signs, and deriving the keys (a base64 check and decode, a
- * UTF-8 encode) allocated per request what is the same for every delivery of a subscription.
- * Keyed by the resolved secret itself, so a rotated secret gets its keys at once; bounded (and
- * simply emptied when full), so arbitrary secrets cannot grow it. It holds nothing the process
- * does not hold anyway: the subscriptions it signs for carry the same secrets.
- */
-const KEY_CACHE = new Map<string, SigningKeys>();
-const KEY_CACHE_MAX_ENTRIES = 256;
+function deriveSigningKeys(secret: string): SigningKeys {
+  return { goHookd: new Uint8Array(Buffer.from(secret, 'utf8')), standard: standardKeyOf(secret) };
+}
 
-function signingKeysOf(secret: string): SigningKeys {
-  let keys = KEY_CACHE.get(secret);
-  if (keys === undefined) {
-    keys = {
-      goHookd: new Uint8Array(Buffer.from(secret, 'utf8')),
-      standard: standardKeyOf(secret),
-    };
-    if (KEY_CACHE.size >= KEY_CACHE_MAX_ENTRIES) KEY_CACHE.clear();
-    KEY_CACHE.set(secret, keys);
+/**
+ * Keys by secret text, one cache per manager. Every attempt signs, and deriving the keys (a
+ * base64 check and decode, a UTF-8 encode) allocated per request what is the same for every
+ * delivery of a subscription. Keyed by the resolved secret itself, so a rotated secret gets its
+ * keys at once; bounded (and simply emptied when full), so arbitrary secrets cannot grow it. It
+ * holds nothing its manager does not hold anyway, and goes with it.
+ */
+export class SigningKeyCache {
+  readonly #keys = new Map<string, SigningKeys>();
+  readonly #maxEntries: number;
+
+  constructor(maxEntries = 256) {
+    this.#maxEntries = Math.max(1, maxEntries);
   }
-  return keys;
+
+  keysOf(secret: string): SigningKeys {
+    let keys = this.#keys.get(secret);
+    if (keys === undefined) {
+      keys = deriveSigningKeys(secret);
+      if (this.#keys.size >= this.#maxEntries) this.#keys.clear();
+      this.#keys.set(secret, keys);
+    }
+    return keys;
+  }
 }
 
 /** Builds the signed request headers of one attempt. */
 export function buildDeliveryHeaders(input: DeliveryHeaderInput): Record<string, string> {
-  const keys = signingKeysOf(input.secret);
+  const keys = input.signingKeys?.keysOf(input.secret) ?? deriveSigningKeys(input.secret);
   const timestamp = String(input.timestampSeconds);
   const standardSignature =
     keys.standard === null

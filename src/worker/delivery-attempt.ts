@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 
 import { MAX_RESPONSE_BODY_LENGTH } from '../constants.js';
-import { buildDeliveryHeaders } from '../delivery/request-headers.js';
+import { buildDeliveryHeaders, type SigningKeyCache } from '../delivery/request-headers.js';
 import { sendWebhook, type AbortHandle, type RequestTargets } from '../delivery/http-sender.js';
 import { generateAttemptId } from '../ids.js';
 import type { Logger } from '../logger.js';
@@ -41,6 +41,8 @@ export interface AttemptContext {
   readonly random: () => number;
   /** OpenTelemetry hooks, when a tracer is configured. */
   readonly tracing: Tracing | null;
+  /** The manager's cache of signing keys. */
+  readonly signingKeys: SigningKeyCache;
 }
 
 /** The result of an attempt. */
@@ -109,6 +111,7 @@ export async function performAttempt(
     body: item.body,
     timestampSeconds: Math.floor(context.now() / 1000),
     traceparent: span?.traceparent,
+    signingKeys: context.signingKeys,
   });
   onSend();
   const response = await sendWebhook(

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { USER_AGENT } from '../../src/constants.js';
 import {
+  SigningKeyCache,
   buildDeliveryHeaders,
   isReservedHeaderName,
   type DeliveryHeaderInput,
@@ -251,4 +252,28 @@ describe('isReservedHeaderName', () => {
       expect(isReservedHeaderName(name)).toBe(false);
     },
   );
+});
+
+describe('SigningKeyCache', () => {
+  it('derives the keys of a secret once, and signs as without a cache', () => {
+    const cache = new SigningKeyCache();
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    expect(cache.keysOf(secret)).toBe(cache.keysOf(secret));
+    expect(buildDeliveryHeaders(input({ secret, signingKeys: cache }))).toEqual(
+      buildDeliveryHeaders(input({ secret })),
+    );
+    // A rotated secret is another key.
+    const rotated = cache.keysOf('whsec_cm90YXRlZC1zZWNyZXQtcm90YXRlZA==');
+    expect(rotated).not.toBe(cache.keysOf(secret));
+    expect(Buffer.from(rotated.standard!).toString()).toBe('rotated-secret-rotated');
+  });
+
+  it('stays bounded: a full cache starts over', () => {
+    const cache = new SigningKeyCache(2);
+    const first = cache.keysOf('one');
+    cache.keysOf('two');
+    expect(cache.keysOf('one')).toBe(first);
+    cache.keysOf('three'); // full: emptied, then holds "three"
+    expect(cache.keysOf('one')).not.toBe(first);
+  });
 });
