@@ -154,28 +154,60 @@ export function toClaimedDelivery(row: Row, shared: SharedRecords): ClaimedDeliv
   ) {
     throw new HookdError('HOOKD_ERR_INTERNAL', 'claim row names a record the batch did not carry');
   }
-  // One literal rather than a spread of toDeliveryFields: this runs for every claimed row.
-  return {
-    id: text(row['id']),
-    subscriptionId: textOrNull(row['subscription_id']),
-    tenantId: text(row['tenant_id']),
-    eventType: text(row['event_type']),
-    status: text(row['status']) as DeliveryStatus,
-    attemptCount: num(row['attempt_count']),
-    maxAttempts: num(row['max_attempts']),
-    attemptBudget: num(row['attempt_budget']),
-    nextRetryAt: dateOrNull(row['next_retry_at']),
-    completedAt: dateOrNull(row['completed_at']),
-    createdAt: date(row['created_at']),
-    url: textOrNull(row['url']),
-    idempotencyKey: textOrNull(row['idempotency_key']),
-    body: text(row['body']),
-    inlineSecret: textOrNull(row['secret']),
-    claimToken: text(row['claim_token']),
-    subscription: subscription ?? null,
-    circuit: circuit ?? null,
-    traceContext: textOrNull(row['trace_context']),
-  };
+  return new ClaimedRecord(row, subscription ?? null, circuit ?? null);
+}
+
+/**
+ * A claimed delivery. A class rather than an object literal: a claimed delivery lives for tens to
+ * hundreds of milliseconds, which is long enough for V8 to decide, in some runs, to allocate the
+ * objects of that literal directly in the old generation ("allocation-site pretenuring"). From
+ * there each one kept its strings — request body included — alive through every young-generation
+ * collection until the next full one, so all of them were promoted: in 2 of 5 memory-benchmark
+ * runs, 1.8 KB instead of 0.5 KB of old-generation garbage per delivery. V8 never pretenures the
+ * instances of a class.
+ */
+class ClaimedRecord implements ClaimedDelivery {
+  readonly id: string;
+  readonly subscriptionId: string | null;
+  readonly tenantId: string;
+  readonly eventType: string;
+  readonly status: DeliveryStatus;
+  readonly attemptCount: number;
+  readonly maxAttempts: number;
+  readonly attemptBudget: number;
+  readonly nextRetryAt: Date | null;
+  readonly completedAt: Date | null;
+  readonly createdAt: Date;
+  readonly url: string | null;
+  readonly idempotencyKey: string | null;
+  readonly body: string;
+  readonly inlineSecret: string | null;
+  readonly claimToken: string;
+  readonly subscription: Subscription | null;
+  readonly circuit: CircuitSnapshot | null;
+  readonly traceContext: string | null;
+
+  constructor(row: Row, subscription: Subscription | null, circuit: CircuitSnapshot | null) {
+    this.id = text(row['id']);
+    this.subscriptionId = textOrNull(row['subscription_id']);
+    this.tenantId = text(row['tenant_id']);
+    this.eventType = text(row['event_type']);
+    this.status = text(row['status']) as DeliveryStatus;
+    this.attemptCount = num(row['attempt_count']);
+    this.maxAttempts = num(row['max_attempts']);
+    this.attemptBudget = num(row['attempt_budget']);
+    this.nextRetryAt = dateOrNull(row['next_retry_at']);
+    this.completedAt = dateOrNull(row['completed_at']);
+    this.createdAt = date(row['created_at']);
+    this.url = textOrNull(row['url']);
+    this.idempotencyKey = textOrNull(row['idempotency_key']);
+    this.body = text(row['body']);
+    this.inlineSecret = textOrNull(row['secret']);
+    this.claimToken = text(row['claim_token']);
+    this.subscription = subscription;
+    this.circuit = circuit;
+    this.traceContext = textOrNull(row['trace_context']);
+  }
 }
 
 /** An attempt from its columns. */
