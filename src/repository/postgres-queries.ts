@@ -463,14 +463,20 @@ export class PostgresQueries {
         RETURNING i.ord, d.next_retry_at
       )
       -- A retry of a completion whose answer was lost finds the claim token already cleared by
-      -- its own first write; the token kept in completed_claim_token says it was applied. (The
-      -- outer SELECT reads the rows as they were before this statement's UPDATE.)
-      SELECT i.ord, u.ord IS NOT NULL OR r.id IS NOT NULL AS applied,
-             CASE WHEN u.ord IS NOT NULL THEN u.next_retry_at ELSE r.next_retry_at END
-               AS next_retry_at
+      -- its own first write; the token kept in completed_claim_token says it was applied. Only
+      -- completions that did not apply look (CASE evaluates a subquery only when reached), and
+      -- they read the rows as they were before this statement's UPDATE.
+      SELECT i.ord,
+             CASE WHEN u.ord IS NOT NULL THEN true
+                  ELSE EXISTS (SELECT 1 FROM ${D} r
+                               WHERE r.id = i.delivery_id
+                                 AND r.completed_claim_token = i.claim_token) END AS applied,
+             CASE WHEN u.ord IS NOT NULL THEN u.next_retry_at
+                  ELSE (SELECT r.next_retry_at FROM ${D} r
+                        WHERE r.id = i.delivery_id
+                          AND r.completed_claim_token = i.claim_token) END AS next_retry_at
       FROM input i
       LEFT JOIN updated u ON u.ord = i.ord
-      LEFT JOIN ${D} r ON r.id = i.delivery_id AND r.completed_claim_token = i.claim_token
       ORDER BY i.ord`;
     this.completeAttempts = complete('$1', '$2');
     // As the root views send it (an implicit transaction, like the claim's): the planner is kept
