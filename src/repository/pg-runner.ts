@@ -156,12 +156,12 @@ class Statements {
   }
 }
 
-/** Statements on a client that already belongs to a transaction (ours or the caller's). */
-export class ClientRunner implements Runner {
-  readonly #statements: Statements;
+/** Runs its statements straight through one {@link Statements}: the pool and client runners. */
+abstract class DirectRunner implements Runner {
+  protected readonly statements: Statements;
 
-  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
-    this.#statements = new Statements(client, mapError, guard, timeoutMs);
+  protected constructor(statements: Statements) {
+    this.statements = statements;
   }
 
   rows(
@@ -169,11 +169,20 @@ export class ClientRunner implements Runner {
     values?: readonly unknown[],
     options?: StatementOptions,
   ): Promise<readonly Row[]> {
-    return this.#statements.rows(text, values, options);
+    return this.statements.rows(text, values, options);
   }
 
   script(text: string): Promise<readonly Row[]> {
-    return this.#statements.script(text);
+    return this.statements.script(text);
+  }
+
+  abstract transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T>;
+}
+
+/** Statements on a client that already belongs to a transaction (ours or the caller's). */
+export class ClientRunner extends DirectRunner {
+  constructor(client: PgQueryable, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
+    super(new Statements(client, mapError, guard, timeoutMs));
   }
 
   transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
@@ -247,32 +256,19 @@ interface CallbackQueryable {
 }
 
 /** Statements on a pool: each one on whichever connection is free. */
-export class PoolRunner implements Runner {
+export class PoolRunner extends DirectRunner {
   readonly #pool: PgPool;
-  readonly #statements: Statements;
 
   constructor(pool: PgPool, mapError: ErrorMapper, guard: Guard, timeoutMs: number) {
-    this.#pool = pool;
     // A pool of another shape (a wrapper, another driver) runs statements its own way.
     const target: PgQueryable =
       pool instanceof pg.Pool ? { query: (config) => checkedOutQuery(pool, config) } : pool;
-    this.#statements = new Statements(target, mapError, guard, timeoutMs);
-  }
-
-  rows(
-    text: string,
-    values?: readonly unknown[],
-    options?: StatementOptions,
-  ): Promise<readonly Row[]> {
-    return this.#statements.rows(text, values, options);
-  }
-
-  script(text: string): Promise<readonly Row[]> {
-    return this.#statements.script(text);
+    super(new Statements(target, mapError, guard, timeoutMs));
+    this.#pool = pool;
   }
 
   async transaction<T>(work: (runner: Runner) => Promise<T>): Promise<T> {
-    const tx = await this.begin(this.#statements.guard);
+    const tx = await this.begin(this.statements.guard);
     try {
       const result = await work(tx.runner);
       await tx.commit();
@@ -288,7 +284,7 @@ export class PoolRunner implements Runner {
    * transaction's statements are refused (e.g. after commit).
    */
   async begin(guard: Guard): Promise<OpenTransaction> {
-    const statements = this.#statements;
+    const statements = this.statements;
     statements.guard();
     let client: PgPoolClient;
     try {
